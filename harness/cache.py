@@ -1,0 +1,58 @@
+"""The request cache: one SQLite file per variant, keyed by (variant, task config, request).
+
+lm-eval's own cache keys on the request alone (lm-eval issue #4063), so a steered model silently
+gets its base's answers. Here the variant's identity is both the file and part of every key, and
+values are JSON, never pickles. Each chunk of results is committed as soon as it is computed, so
+a killed run loses at most the chunk in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from harness._io import sha256_json
+
+
+class RequestCache:
+    def __init__(self, folder: Path, variant_identity: str) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.variant_identity = variant_identity
+        self.path = folder / f"{variant_identity}.sqlite"
+        self._db = sqlite3.connect(self.path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+        self._db.commit()
+
+    def key(self, task_hash: str, request_type: str, arguments: Sequence[Any]) -> str:
+        return sha256_json([self.variant_identity, task_hash, request_type, list(arguments)])
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):  # SQLite's bound-parameter limit
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT key, value FROM results WHERE key IN ({marks})", part
+            )
+            found.update((k, json.loads(v)) for k, v in rows)
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, Any]]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO results (key, value) VALUES (?, ?)",
+            [(k, json.dumps(v)) for k, v in items],
+        )
+        self._db.commit()
+
+    def __len__(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,118 @@
+"""Command line: argument parsing only; each subcommand calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+from harness.errors import HarnessError
+
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="Evaluate language models and their variants.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("eval", help="evaluate models on tasks into a run record")
+    ev.add_argument("--model", action="append", help="model string (repeatable); default smollm2-135m-instruct")
+    ev.add_argument("--tasks", help="comma-separated tasks or groups; default arithmetic")
+    ev.add_argument("--limit", help="evaluate the first N documents of each task")
+    ev.add_argument("--num-fewshot", dest="num_fewshot", help="few-shot examples per prompt")
+    ev.add_argument("--batch-size", dest="batch_size", help="an integer or 'auto' (default 8)")
+    ev.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default)")
+    ev.add_argument("--seed", help="seed for python, numpy, torch and few-shot sampling (default 1234)")
+    ev.add_argument("--data-dir", dest="data_dir", help="local data directory (default $HARNESS_DATA_DIR)")
+    ev.add_argument("--output-dir", dest="output_dir", help="where the run folder goes (default results/)")
+    ev.add_argument("--samples", choices=["public", "full"], help="sample logs without (public, default) or with the documents' text")
+    ev.add_argument("--config", help="YAML file with the same fields; flags override it")
+    ev.add_argument("--output", choices=["table", "json"], default="table", help="what to print at the end")
+
+    tasks = sub.add_parser("tasks", help="list tasks and groups with their family and data")
+    tasks.add_argument("--data-dir", dest="data_dir")
+    sub.add_parser("models", help="list the model catalog and the registered wrappers")
+    return parser
+
+
+def _eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.report_table import print_json, print_table
+    from harness.spec import build_spec, load_config
+    from harness.task_index import known_names, task_manager
+
+    given = load_config(args.config) if args.config else {}
+    flags = {
+        "model": args.model,
+        "tasks": args.tasks,
+        "limit": args.limit,
+        "num_fewshot": args.num_fewshot,
+        "batch_size": args.batch_size,
+        "device": args.device,
+        "seed": args.seed,
+        "data_dir": args.data_dir,
+        "output_dir": args.output_dir,
+        "samples": args.samples,
+    }
+    given.update({k: v for k, v in flags.items() if v is not None})
+    spec = build_spec(given, known_names(task_manager()))
+
+    from harness.run import run
+
+    record, folder = run(spec, ["harness", *argv])
+    if args.output == "json":
+        print_json(record, folder)
+    else:
+        print_table(record, folder)
+    return 0
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    from tabulate import tabulate
+
+    from harness import data
+    from harness.task_index import describe, task_manager
+
+    directory = data.data_dir(args.data_dir)
+    rows = [(t.name, t.kind, t.family, t.source, t.present) for t in describe(task_manager(), directory)]
+    print(tabulate(rows, headers=["task", "kind", "family", "source", "data present"]))
+    print(f"\ndata directory: {directory or 'none (set --data-dir or $HARNESS_DATA_DIR)'}")
+    return 0
+
+
+def _models() -> int:
+    from tabulate import tabulate
+
+    from harness.models import CATALOG
+    from harness.wrappers import WRAPPERS
+
+    rows = [(name, type(e.source).__name__, e.license, e.description) for name, e in CATALOG]
+    print(tabulate(rows, headers=["model", "source", "license", "description"], maxcolwidths=[None, None, None, 70]))
+    print("\nAlso accepted: hf:ORG/NAME[@REVISION], a local model folder (safetensors), a .gguf file.")
+    if len(WRAPPERS):
+        print(tabulate([(name, w.doc) for name, w in WRAPPERS], headers=["wrapper", "what it does"]))
+    else:
+        print("Wrappers: none registered yet (model strings take the form BASE+WRAPPER:key=value,...).")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "eval":
+            return _eval(args, argv)
+        if args.command == "tasks":
+            return _tasks(args)
+        return _models()
+    except HarnessError as exc:
+        print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("harness: interrupted; run the same command again to resume from the cache", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

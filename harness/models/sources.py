@@ -1,0 +1,108 @@
+"""Locate a base model's files and compute its weight identity, without loading it.
+
+A model string is a catalog name, `hf:ORG/NAME[@REVISION]`, a local Hugging Face folder or a
+`.gguf` file. Resolution may download from the hub (for users who have it) but never builds a
+model, so every variant of a run is checked before the first one is evaluated.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from harness._io import sha256_file, sha256_json
+from harness._registry import did_you_mean
+from harness.errors import HarnessError
+from harness.models.catalog import CATALOG, HubRepo, PackagedGGUF
+
+HUB_PREFIX = "hf:"
+# Weights are read from safetensors or GGUF only: pickled .bin checkpoints can run code.
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "tokenizer*", "*.model", "*.txt"]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A base model found on disk, with the identity of its weights."""
+
+    name: str
+    """The model string as given (`smollm2-135m-instruct`, `hf:ORG/NAME`, a path)."""
+    kind: Literal["gguf", "folder"]
+    """`gguf`: one GGUF file, dequantised to a cached float folder on first load; `folder`: safetensors."""
+    path: Path
+    """The GGUF file or the Hugging Face model folder."""
+    origin: str
+    """Where it came from: `package:NAME`, `hub:REPO@COMMIT`, or `local`."""
+    weights_sha256: str
+    """sha256 of the GGUF file, or of the sorted (file name, sha256) list of the safetensors files."""
+
+
+def is_syntactically_known(name: str) -> None:
+    """Raise HarnessError unless `name` can name a model (catalog, hf: id or existing path)."""
+    if name in CATALOG or name.startswith(HUB_PREFIX):
+        if name.startswith(HUB_PREFIX) and "/" not in name[len(HUB_PREFIX) :]:
+            raise HarnessError(f"bad hub model {name!r}: expected hf:ORG/NAME[@REVISION]")
+        return
+    path = Path(name).expanduser()
+    if path.is_dir() or (path.is_file() and path.suffix == ".gguf"):
+        return
+    raise HarnessError(
+        f"unknown model {name!r}{did_you_mean(name, CATALOG.names())}; "
+        "give a catalog name (harness models), hf:ORG/NAME, a model folder or a .gguf file"
+    )
+
+
+def resolve_model(name: str) -> ResolvedModel:
+    """Find `name`'s files (downloading from the hub if it is a hub model) and hash its weights."""
+    is_syntactically_known(name)
+    if name in CATALOG:
+        source = CATALOG.get(name).source
+        if isinstance(source, PackagedGGUF):
+            return _packaged_gguf(name, source)
+        return _hub(name, source)
+    if name.startswith(HUB_PREFIX):
+        repo, _, revision = name[len(HUB_PREFIX) :].partition("@")
+        return _hub(name, HubRepo(repo, revision or "main"))
+    path = Path(name).expanduser().resolve()
+    if path.is_file():
+        return ResolvedModel(name, "gguf", path, "local", sha256_file(path))
+    return _folder(name, path, "local")
+
+
+def _packaged_gguf(name: str, source: PackagedGGUF) -> ResolvedModel:
+    spec = importlib.util.find_spec(source.package)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(locations[0]) / source.filename if locations else None
+    if path is None or not path.is_file():
+        raise HarnessError(
+            f"model {name!r} needs the package {source.package!r}: {source.install}"
+        )
+    return ResolvedModel(name, "gguf", path, f"package:{source.package}", sha256_file(path))
+
+
+def _hub(name: str, source: HubRepo) -> ResolvedModel:
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(
+            snapshot_download(source.repo_id, revision=source.revision, allow_patterns=_HUB_PATTERNS)
+        )
+    except Exception as exc:  # offline, gated, missing: all end the run before it starts
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HarnessError(
+            f"cannot get model {name!r} from the Hugging Face hub ({source.repo_id}@{source.revision}): {reason}"
+        ) from None
+    return _folder(name, folder, f"hub:{source.repo_id}@{folder.name}")
+
+
+def _folder(name: str, folder: Path, origin: str) -> ResolvedModel:
+    if not (folder / "config.json").is_file():
+        raise HarnessError(f"model folder {folder} has no config.json")
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        raise HarnessError(
+            f"model folder {folder} has no .safetensors weights (pickled checkpoints are not loaded)"
+        )
+    identity = sha256_json([[w.name, sha256_file(w)] for w in weights])
+    return ResolvedModel(name, "folder", folder, origin, identity)

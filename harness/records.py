@@ -1,0 +1,196 @@
+"""The run record: what one evaluation produced and what is needed to reproduce it.
+
+Typed, frozen and documented (pydantic), versioned by `schema_version`, validated on read, and
+exported as JSON Schema (`harness.records.record_json_schema()`). A run folder holds:
+
+    <output-dir>/<run_id>/record.json                      this schema
+    <output-dir>/<run_id>/samples/<variant>/<task>.jsonl   one line per document (see SampleMode)
+
+Bump SCHEMA_VERSION's major number when a field changes meaning or disappears, the minor one when
+a field is added.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness._io import atomic_write_text, sha256_json
+
+SCHEMA_VERSION = "1.0"
+
+SampleMode = Literal["public", "full"]
+"""`public`: document ids, hashes, scores and model outputs only (what may be committed: the datasets
+are not ours to republish); `full`: also each document, its prompt arguments and its target."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class BaseIdentity(_Frozen):
+    """The part of a base model that decides its outputs."""
+
+    weights_sha256: str
+    """sha256 of the GGUF file, or of the sorted (name, sha256) list of its safetensors files."""
+    format: Literal["gguf", "safetensors"]
+    dtype: str
+    """The dtype the weights are computed in (GGUF files are dequantised to it)."""
+
+
+class WrapperRecord(_Frozen):
+    """One applied wrapper: its registered name, resolved parameters and artifact hashes."""
+
+    name: str
+    params: dict[str, str] = Field(default_factory=dict)
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    """Artifact name -> sha256 (steering vectors, calibration data, merge sources)."""
+
+
+class InterventionRecord(_Frozen):
+    """The hashable description of a variant. Its hash is the variant's identity everywhere."""
+
+    base: BaseIdentity
+    wrappers: tuple[WrapperRecord, ...] = ()
+
+    def identity(self) -> str:
+        return sha256_json(self.model_dump(mode="json"))
+
+
+class VariantRecord(_Frozen):
+    identity: str
+    """sha256 of `intervention`; names the variant's samples folder and request cache."""
+    model: str
+    """The model string as given."""
+    base_origin: str
+    """Where the base came from: package:NAME, hub:REPO@COMMIT or local."""
+    base_path: str
+    intervention: InterventionRecord
+    load_seconds: float | None
+    """Wall time to build the variant; None when every request came from the cache and nothing was loaded."""
+    load_converted: bool
+    """True when this run dequantised a GGUF (a cold load)."""
+
+
+class DataFileRecord(_Frozen):
+    split: str
+    path: str
+    """Path inside the data directory (or the hub file path when origin is `hub`)."""
+    origin: Literal["data_dir", "hub"]
+    sha256: str
+
+
+class MetricValue(_Frozen):
+    value: float | None
+    stderr: float | None
+    """lm-eval's stderr (bootstrap or analytic); None where lm-eval gives none."""
+
+
+class TaskResult(_Frozen):
+    """One variant on one task or group."""
+
+    variant: str
+    """The variant's identity."""
+    task: str
+    kind: Literal["task", "group"]
+    version: str | None
+    num_fewshot: int | None
+    n_samples: int | None
+    """Documents evaluated (after --limit)."""
+    config_hash: str | None
+    """sha256 of the task's final lm-eval config and its data files' hashes (None for groups)."""
+    data_files: tuple[DataFileRecord, ...] = ()
+    metrics: dict[str, MetricValue]
+    higher_is_better: dict[str, bool] = Field(default_factory=dict)
+    samples_file: str | None
+    """Sample log, relative to the run folder (None for groups)."""
+    seconds: float | None
+    """Time spent computing this task's requests (cache hits cost ~0)."""
+    requests_computed: int | None
+    requests_cached: int | None
+
+
+class RunSpecRecord(_Frozen):
+    """The resolved specification of the run."""
+
+    models: tuple[str, ...]
+    tasks: tuple[str, ...]
+    limit: int | None
+    num_fewshot: int | None
+    batch_size: int | str
+    device: str
+    seed: int
+    data_dir: str | None
+    samples: SampleMode
+
+
+class Environment(_Frozen):
+    harness_version: str
+    git_commit: str | None
+    git_dirty: bool | None
+    python: str
+    packages: dict[str, str]
+    """Versions of torch, transformers, lm_eval, datasets, ... as imported."""
+    platform: str
+    processor: str
+    cpu_count: int
+    memory_gb: float | None
+    accelerator: str | None
+    torch_threads: int
+
+
+class Timings(_Frozen):
+    total_seconds: float
+    setup_seconds: float
+    """Spec checks, model resolution (hashing) and task loading, before the first variant."""
+
+
+class RunRecord(_Frozen):
+    """Everything one `harness eval` produced and needs to be reproduced."""
+
+    schema_version: str = SCHEMA_VERSION
+    run_id: str
+    created_at: str
+    """UTC, ISO 8601."""
+    command: tuple[str, ...]
+    """argv as given."""
+    spec_given: dict[str, Any]
+    """The flags and --config fields as the user gave them, before defaults."""
+    spec: RunSpecRecord
+    variants: tuple[VariantRecord, ...]
+    results: tuple[TaskResult, ...]
+    lm_eval: dict[str, Any]
+    """Per variant identity: lm-eval's own results, groups, versions, n-shot, higher_is_better, n-samples."""
+    environment: Environment
+    timings: Timings
+
+    def metric(self, variant: str, task: str, metric: str) -> MetricValue:
+        for result in self.results:
+            if result.variant == variant and result.task == task:
+                return result.metrics[metric]
+        raise KeyError((variant, task, metric))
+
+
+def record_json_schema() -> dict[str, Any]:
+    return RunRecord.model_json_schema()
+
+
+def write_record(record: RunRecord, run_dir: Path) -> Path:
+    path = run_dir / "record.json"
+    atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def read_record(path: Path) -> RunRecord:
+    """Read and validate a record (a run folder or its record.json)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "record.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    major = str(data.get("schema_version", "")).split(".")[0]
+    if major != SCHEMA_VERSION.split(".")[0]:
+        raise ValueError(f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    return RunRecord.model_validate(data)

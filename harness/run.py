@@ -1,0 +1,266 @@
+"""Run a RunSpec: check everything, evaluate each variant through lm-eval, write one run record.
+
+Order matters for "nothing half-written": the spec, every model's files and identity, and every
+task's data are checked before the output folder is touched. Results accumulate in a per-variant
+request cache (committed chunk by chunk), so a killed run started again recomputes only what it had
+not finished; the run folder is assembled in `<output-dir>/.incomplete/` and renamed into place.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import shutil
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import data
+from harness._io import atomic_write_text, canonical_json, publish_dir, sha256_json
+from harness._paths import cache_dir
+from harness.cache import RequestCache
+from harness.lm import HarnessLM, resolve_device
+from harness.models import resolve_model
+from harness.records import (
+    DataFileRecord,
+    MetricValue,
+    RunRecord,
+    RunSpecRecord,
+    TaskResult,
+    Timings,
+    VariantRecord,
+    write_record,
+)
+from harness.spec import RunSpec
+from harness.task_index import task_manager
+from harness.variant import Variant
+
+# Sample-log fields that carry the dataset's text; `public` sample logs leave them out.
+_DOCUMENT_FIELDS = ("doc", "arguments", "target")
+
+
+def quiet_libraries() -> None:
+    """Keep the terminal for harness's progress and table: libraries only report errors."""
+    import datasets
+    import transformers
+
+    for name in ("lm_eval", "datasets", "transformers", "accelerate", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+    warnings.filterwarnings("ignore", module="lm_eval")
+
+
+def _stable(value: Any) -> Any:
+    """A task config with functions named by module and qualified name, so its hash is stable."""
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    if isinstance(value, dict):
+        return {str(k): _stable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_stable(v) for v in value]
+    return value
+
+
+@dataclass
+class _LoadedTasks:
+    top_level: list[Any]
+    """What simple_evaluate is given: one Task or Group per requested name (tags expand to tasks)."""
+    leaves: dict[str, Any]
+
+
+def _load_tasks(manager, names: Sequence[str]) -> _LoadedTasks:
+    top_level: list[Any] = []
+    leaves: dict[str, Any] = {}
+    for name in names:
+        loaded = manager.load(name)
+        if name in loaded["groups"]:
+            top_level.append(loaded["groups"][name])
+        else:
+            top_level.extend(loaded["tasks"].values())
+        leaves.update(loaded["tasks"])
+    return _LoadedTasks(top_level, leaves)
+
+
+def _metrics(entry: dict[str, Any]) -> dict[str, MetricValue]:
+    metrics = {}
+    for key, value in entry.items():
+        if "," not in key or "_stderr," in key:
+            continue
+        metric, filter_name = key.split(",", 1)
+        name = metric if filter_name == "none" else key
+        stderr = entry.get(f"{metric}_stderr,{filter_name}")
+        metrics[name] = MetricValue(
+            value=float(value) if isinstance(value, int | float) else None,
+            stderr=float(stderr) if isinstance(stderr, int | float) else None,
+        )
+    return metrics
+
+
+def _sample_line(sample: dict[str, Any], mode: str) -> str:
+    kept = sample if mode == "full" else {k: v for k, v in sample.items() if k not in _DOCUMENT_FIELDS}
+    return json.dumps(kept, ensure_ascii=False, default=str)
+
+
+def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
+    """Evaluate every variant of `spec` on its tasks; return the record and its run folder."""
+    import lm_eval
+
+    from harness import _environment
+
+    started = time.perf_counter()
+    created = dt.datetime.now(dt.UTC)
+    quiet_libraries()
+    device = resolve_device(spec.device)
+    manager = task_manager(spec.data_dir)
+    variants = [Variant(v, resolve_model(v.base)) for v in spec.variants]
+    first_tasks = _load_tasks(manager, spec.tasks)
+    files = {
+        name: data.resolve_task_files(task.config.dataset_kwargs, spec.data_dir)
+        for name, task in first_tasks.leaves.items()
+    }
+    task_hashes = {
+        name: sha256_json(
+            {
+                "config": _stable(task.dump_config()),
+                "data": [f.sha256 for f in files[name]],
+                "num_fewshot": spec.num_fewshot,
+                "seed": spec.seed,
+            }
+        )
+        for name, task in first_tasks.leaves.items()
+    }
+    spec_record = RunSpecRecord(
+        models=tuple(v.model for v in spec.variants),
+        tasks=spec.tasks,
+        limit=spec.limit,
+        num_fewshot=spec.num_fewshot,
+        batch_size=spec.batch_size,
+        device=device,
+        seed=spec.seed,
+        data_dir=str(spec.data_dir) if spec.data_dir else None,
+        samples=spec.samples,
+    )
+    spec_hash = sha256_json(
+        {"spec": spec_record.model_dump(mode="json"), "variants": [v.identity for v in variants], "tasks": task_hashes}
+    )
+    setup_seconds = time.perf_counter() - started
+
+    staging = spec.output_dir / ".incomplete" / spec_hash[:16]
+    if staging.exists():  # left by a killed run of the same spec; its work is in the cache
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        variant_records, results, raw = [], [], {}
+        for index, variant in enumerate(variants):
+            loaded_tasks = first_tasks if index == 0 else _load_tasks(manager, spec.tasks)
+            cache = RequestCache(cache_dir() / "requests", variant.identity)
+            lm = HarnessLM(
+                variant=variant, cache=cache, task_hashes=task_hashes, batch_size=spec.batch_size, device=device
+            )
+            try:
+                out = lm_eval.simple_evaluate(
+                    model=lm,
+                    tasks=loaded_tasks.top_level,
+                    num_fewshot=spec.num_fewshot,
+                    limit=spec.limit,
+                    task_manager=manager,
+                    log_samples=True,
+                    random_seed=spec.seed,
+                    numpy_random_seed=spec.seed,
+                    torch_random_seed=spec.seed,
+                    fewshot_random_seed=spec.seed,
+                )
+            finally:
+                cache.close()
+            variant_records.append(
+                VariantRecord(
+                    identity=variant.identity,
+                    model=variant.spec.model,
+                    base_origin=variant.base.origin,
+                    base_path=str(variant.base.path),
+                    intervention=variant.intervention,
+                    load_seconds=lm.loaded.seconds if lm.loaded else None,
+                    load_converted=bool(lm.loaded and lm.loaded.converted),
+                )
+            )
+            results.extend(_task_results(out, variant, lm, files, task_hashes, staging, spec.samples))
+            raw[variant.identity] = {
+                key: out.get(key) for key in ("results", "groups", "group_subtasks", "versions", "n-shot", "higher_is_better", "n-samples")
+            }
+        run_id = f"{created:%Y%m%dT%H%M%SZ}-{spec_hash[:8]}"
+        record = RunRecord(
+            run_id=run_id,
+            created_at=created.isoformat(),
+            command=tuple(command),
+            spec_given={k: str(v) if isinstance(v, Path) else v for k, v in spec.given.items()},
+            spec=spec_record,
+            variants=tuple(variant_records),
+            results=tuple(results),
+            lm_eval=json.loads(canonical_json(raw)),
+            environment=_environment.capture(),
+            timings=Timings(total_seconds=time.perf_counter() - started, setup_seconds=setup_seconds),
+        )
+        write_record(record, staging)
+        final = spec.output_dir / run_id
+        publish_dir(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return record, final
+
+
+def _task_results(
+    out: dict[str, Any],
+    variant: Variant,
+    lm: HarnessLM,
+    files: dict[str, list[data.ResolvedFile]],
+    task_hashes: dict[str, str],
+    staging: Path,
+    mode: str,
+) -> list[TaskResult]:
+    results = []
+    short = variant.identity[:12]
+    for name, entry in out["results"].items():
+        is_group = name in out.get("groups", {}) or name not in task_hashes
+        samples_file = None
+        if not is_group:
+            samples_file = f"samples/{short}/{name}.jsonl"
+            lines = [_sample_line(s, mode) for s in out["samples"][name]]
+            atomic_write_text(staging / samples_file, "".join(line + "\n" for line in lines))
+        n = out.get("n-samples", {}).get(name, {})
+        version = out.get("versions", {}).get(name)
+        results.append(
+            TaskResult(
+                variant=variant.identity,
+                task=name,
+                kind="group" if is_group else "task",
+                version=str(version) if version is not None else None,
+                num_fewshot=out.get("n-shot", {}).get(name),
+                n_samples=n.get("effective") if n else None,
+                config_hash=None if is_group else task_hashes[name],
+                data_files=()
+                if is_group
+                else tuple(
+                    DataFileRecord(
+                        split=f.file.split,
+                        path=f.file.local if f.origin == "data_dir" else f"{f.file.hub_repo}/{f.file.hub_path}",
+                        origin=f.origin,
+                        sha256=f.sha256,
+                    )
+                    for f in files[name]
+                ),
+                metrics=_metrics(entry),
+                higher_is_better=out.get("higher_is_better", {}).get(name, {}) or {},
+                samples_file=samples_file,
+                seconds=None if is_group else round(lm.task_seconds.get(name, 0.0), 4),
+                requests_computed=None if is_group else lm.task_computed.get(name, 0),
+                requests_cached=None if is_group else lm.task_cached.get(name, 0),
+            )
+        )
+    return results

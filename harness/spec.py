@@ -1,0 +1,140 @@
+"""RunSpec: what to evaluate, parsed from flags and a YAML --config, checked before anything loads.
+
+A bad spec fails here with one line (HarnessError): unknown model or task (with suggestions), a
+non-positive --limit, an unreadable data directory, an unknown wrapper.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness import data
+from harness._paths import DEFAULT_OUTPUT_DIR
+from harness._registry import did_you_mean
+from harness.errors import HarnessError
+from harness.models import DEFAULT_MODEL, is_syntactically_known
+from harness.records import SampleMode
+from harness.wrappers import WRAPPERS, WrapperSpec
+
+
+@dataclass(frozen=True)
+class VariantSpec:
+    """A parsed model string: `BASE[+WRAPPER[:key=value,...]]...`."""
+
+    model: str
+    base: str
+    wrappers: tuple[WrapperSpec, ...] = ()
+
+    @classmethod
+    def parse(cls, model: str) -> VariantSpec:
+        base, *segments = model.strip().split("+")
+        if not base:
+            raise HarnessError(f"model string {model!r} has no base model")
+        is_syntactically_known(base)
+        wrappers = []
+        for segment in segments:
+            name, _, arg_text = segment.partition(":")
+            WRAPPERS.get(name)
+            params = []
+            for item in filter(None, arg_text.split(",")):
+                key, sep, value = item.partition("=")
+                if not sep or not key:
+                    raise HarnessError(f"bad wrapper parameter {item!r} in {model!r}: expected key=value")
+                params.append((key, value))
+            wrappers.append(WrapperSpec(name, tuple(params)))
+        return cls(model, base, tuple(wrappers))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run: every variant on every task, with the settings they share."""
+
+    variants: tuple[VariantSpec, ...]
+    tasks: tuple[str, ...]
+    limit: int | None = None
+    num_fewshot: int | None = None
+    batch_size: int | str = 8
+    device: str = "auto"
+    seed: int = 1234
+    data_dir: Path | None = None
+    output_dir: Path = DEFAULT_OUTPUT_DIR
+    samples: SampleMode = "public"
+    given: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The fields as the user gave them (flags over --config), before defaults."""
+
+
+_FIELDS = ("model", "tasks", "limit", "num_fewshot", "batch_size", "device", "seed", "data_dir", "output_dir", "samples")
+DEFAULT_TASKS = ("arithmetic",)
+
+
+def load_config(path: str | os.PathLike) -> dict[str, Any]:
+    """A --config YAML file: the same fields as the flags (`model` may be a list)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise HarnessError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        loaded = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise HarnessError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise HarnessError(f"config {path} must be a mapping of field: value")
+    unknown = sorted(set(loaded) - set(_FIELDS))
+    if unknown:
+        raise HarnessError(
+            f"config {path}: unknown field {unknown[0]!r}{did_you_mean(unknown[0], list(_FIELDS))}"
+        )
+    return loaded
+
+
+def _as_list(value: Any) -> list[str]:
+    items = value if isinstance(value, list | tuple) else [value]
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def _positive_int(name: str, value: Any, minimum: int) -> int:
+    try:
+        number = int(value)
+        if str(number) != str(value).strip():
+            raise ValueError
+    except (TypeError, ValueError):
+        raise HarnessError(f"--{name.replace('_', '-')} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise HarnessError(f"--{name.replace('_', '-')} must be >= {minimum}, got {number}")
+    return number
+
+
+def build_spec(given: dict[str, Any], known_tasks: list[str]) -> RunSpec:
+    """Validate `given` (flags over config, None for unset) into a RunSpec."""
+    given = {k: v for k, v in given.items() if v is not None}
+    variants = tuple(VariantSpec.parse(m) for m in _as_list(given.get("model", DEFAULT_MODEL)))
+    tasks = tuple(dict.fromkeys(_as_list(given.get("tasks", list(DEFAULT_TASKS)))))
+    if not tasks:
+        raise HarnessError("no tasks given")
+    for task in tasks:
+        if task not in known_tasks:
+            raise HarnessError(f"unknown task {task!r}{did_you_mean(task, known_tasks)}; see `harness tasks`")
+    batch_size = given.get("batch_size", 8)
+    if str(batch_size) != "auto":
+        batch_size = _positive_int("batch_size", batch_size, 1)
+    samples = given.get("samples", "public")
+    if samples not in ("public", "full"):
+        raise HarnessError(f"--samples must be public or full, got {samples!r}")
+    return RunSpec(
+        variants=variants,
+        tasks=tasks,
+        limit=_positive_int("limit", given["limit"], 1) if "limit" in given else None,
+        num_fewshot=_positive_int("num_fewshot", given["num_fewshot"], 0) if "num_fewshot" in given else None,
+        batch_size=batch_size,
+        device=str(given.get("device", "auto")),
+        seed=_positive_int("seed", given.get("seed", 1234), 0),
+        data_dir=data.data_dir(given.get("data_dir")),
+        output_dir=Path(given.get("output_dir", DEFAULT_OUTPUT_DIR)),
+        samples=samples,
+        given=given,
+    )
