@@ -7,6 +7,7 @@ right after `lm_eval.api.registry` is first imported. It imports nothing else: h
 imported only if `--model harness` is actually used.
 """
 
+import importlib
 import importlib.abc
 import importlib.util
 import sys
@@ -27,6 +28,8 @@ class _RegisteringLoader(importlib.abc.Loader):
 
     def exec_module(self, module) -> None:
         self._inner.exec_module(module)
+        # lm-eval fills its built-in models only into an empty registry: let it do so first.
+        importlib.import_module("lm_eval.models")
         if _MODEL_NAME not in module.model_registry:
             module.model_registry.register(_MODEL_NAME, target=_MODEL_TARGET)
 

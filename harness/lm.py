@@ -8,6 +8,7 @@ only when a request is not in that cache.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -15,10 +16,12 @@ from typing import Any
 
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
+import lm_eval.models  # noqa: F401  (lm-eval registers its built-ins only into an empty registry)
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
 from harness.cache import RequestCache
+from harness.errors import HarnessError
 from harness.models import DEFAULT_MODEL, LoadedModel, resolve_model
 from harness.spec import VariantSpec
 from harness.variant import Variant
@@ -26,11 +29,18 @@ from harness.variant import Variant
 _REQUESTS_PER_CHUNK_PER_BATCH = 16  # results are committed to the cache once per chunk
 
 
-def resolve_device(device: str | None) -> str:
+def resolve_device(device: str | None, fall_back: bool = False) -> str:
+    """`auto` -> cuda when available, else cpu. An unavailable CUDA device is an error, or, with
+    `fall_back` (plain lm-eval, whose CLI defaults to cuda:0), cpu with a warning as HFLM does."""
     import torch
 
     if device in (None, "", "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        if not fall_back:
+            raise HarnessError(f"device {device!r} asked for, but torch sees no CUDA device")
+        logging.getLogger(__name__).warning("no CUDA device: evaluating on cpu instead of %s", device)
+        return "cpu"
     return device
 
 
@@ -56,7 +66,7 @@ class HarnessLM(LM):
         self.variant = variant
         self.batch_size = batch_size if batch_size not in (None, "") else 1
         self.max_batch_size = max_batch_size
-        self.device_name = resolve_device(device)
+        self.device_name = resolve_device(device, fall_back=cache is None)
         self._cache = cache
         self._task_hashes = dict(task_hashes or {})
         self._hf: Any = None

@@ -1,0 +1,52 @@
+"""Shared fixtures: the offline data, one model cache per session, a fresh request cache per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+HARNESS = [sys.executable, "-m", "harness"]
+
+
+def _data_dir() -> Path:
+    value = os.environ.get("HARNESS_DATA_DIR") or str(REPO.parent / "shared" / "data")
+    path = Path(value)
+    if not (path / "arithmetic" / "two_digit_addition.jsonl").is_file():
+        pytest.exit(f"the offline data is missing: set HARNESS_DATA_DIR (looked in {path})", returncode=3)
+    return path.resolve()
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return _data_dir()
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """Converted models, shared by every test of the session (the GGUF is dequantised once)."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture
+def env(monkeypatch, tmp_path, data_dir, models_dir) -> dict[str, str]:
+    """Environment of a test: a fresh cache (its models/ shared), the offline data, no hub."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "models").symlink_to(models_dir, target_is_directory=True)
+    values = {
+        "HARNESS_CACHE_DIR": str(cache),
+        "HARNESS_DATA_DIR": str(data_dir),
+        "HF_HUB_OFFLINE": "1",
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return {**os.environ, **values}
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*HARNESS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=900)

@@ -1,0 +1,37 @@
+import json
+
+import jsonschema
+import pytest
+from pydantic import ValidationError
+
+from harness.records import BaseIdentity, InterventionRecord, WrapperRecord, read_record, record_json_schema
+
+
+def test_identity_changes_with_weights_dtype_and_wrappers():
+    base = BaseIdentity(weights_sha256="a" * 64, format="gguf", dtype="float32")
+    plain = InterventionRecord(base=base)
+    assert plain.identity() == InterventionRecord(base=base).identity()
+    others = [
+        InterventionRecord(base=base.model_copy(update={"weights_sha256": "b" * 64})),
+        InterventionRecord(base=base.model_copy(update={"dtype": "bfloat16"})),
+        InterventionRecord(base=base, wrappers=(WrapperRecord(name="quantize", params={"bits": "4"}),)),
+        InterventionRecord(base=base, wrappers=(WrapperRecord(name="quantize", params={"bits": "8"}),)),
+    ]
+    assert len({plain.identity(), *(o.identity() for o in others)}) == 5
+
+
+def test_records_are_frozen_and_strict():
+    base = BaseIdentity(weights_sha256="a" * 64, format="gguf", dtype="float32")
+    with pytest.raises(ValidationError):
+        base.dtype = "float16"
+    with pytest.raises(ValidationError):
+        BaseIdentity(weights_sha256="a", format="gguf", dtype="float32", extra_field=1)
+
+
+def test_schema_is_json_schema_and_versions_are_checked(tmp_path):
+    schema = record_json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert "schema_version" in schema["properties"]
+    (tmp_path / "record.json").write_text(json.dumps({"schema_version": "9.0"}))
+    with pytest.raises(ValueError, match="schema_version '9.0'"):
+        read_record(tmp_path)
