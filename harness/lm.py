@@ -75,7 +75,6 @@ class HarnessLM(LM):
         self.task_computed: dict[str, int] = defaultdict(int)
         self.task_cached: dict[str, int] = defaultdict(int)
 
-    @property
     def hf(self):
         """lm-eval's HFLM around the built variant, created on the first cache miss."""
         if self._hf is None:
@@ -92,17 +91,17 @@ class HarnessLM(LM):
         return self._hf
 
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
-        out = self._answer(requests, "loglikelihood", lambda r: self.hf.loglikelihood(r, disable_tqdm=True))
+        out = self._answer(requests, "loglikelihood", lambda r: self.hf().loglikelihood(r, disable_tqdm=True))
         return [(float(v[0]), bool(v[1])) for v in out]
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         out = self._answer(
-            requests, "loglikelihood_rolling", lambda r: self.hf.loglikelihood_rolling(r, disable_tqdm=True)
+            requests, "loglikelihood_rolling", lambda r: self.hf().loglikelihood_rolling(r, disable_tqdm=True)
         )
         return [float(v) for v in out]
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
-        return self._answer(requests, "generate_until", lambda r: self.hf.generate_until(r, disable_tqdm=True))
+        return self._answer(requests, "generate_until", lambda r: self.hf().generate_until(r, disable_tqdm=True))
 
     def _answer(self, requests: list[Instance], kind: str, compute: Callable[[list[Instance]], list[Any]]) -> list[Any]:
         """Answer from the cache where possible; compute the rest task by task, chunk by chunk."""
@@ -119,6 +118,8 @@ class HarnessLM(LM):
             else:
                 missing[request.task_name].append(i)
         total = sum(len(v) for v in missing.values())
+        if total:
+            self.hf()  # build the model now, so that its load time is not counted as a task's
         chunk = _REQUESTS_PER_CHUNK_PER_BATCH * (self.batch_size if isinstance(self.batch_size, int) else 8)
         with tqdm(total=total, desc=f"{self.variant.spec.model} {kind}", unit="req", disable=total == 0) as bar:
             for task, indices in missing.items():
@@ -138,13 +139,13 @@ class HarnessLM(LM):
     # lm-eval asks these for chat templates and logging; they need the tokenizer, hence the model.
     @property
     def tokenizer_name(self) -> str:
-        return self.hf.tokenizer_name
+        return self.hf().tokenizer_name
 
     def chat_template(self, chat_template: bool | str = False) -> str | None:
-        return self.hf.chat_template(chat_template)
+        return self.hf().chat_template(chat_template)
 
     def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-        return self.hf.apply_chat_template(chat_history, add_generation_prompt)
+        return self.hf().apply_chat_template(chat_history, add_generation_prompt)
 
     def get_model_info(self) -> dict[str, Any]:
         return {
