@@ -71,7 +71,12 @@ def test_end_to_end_arithmetic_on_the_embedded_default(env, tmp_path):
 def test_second_run_is_answered_from_the_cache_without_loading_the_model(env, tmp_path):
     args = ("--tasks", "arithmetic_2da,arithmetic_3ds", "--limit", "12")
     first, _ = _eval(env, tmp_path / "out", *args)
-    second, second_dir = _eval(env, tmp_path / "out", *args)
+    # The same spec again, given as a --config file whose limit a flag overrides.
+    config = tmp_path / "run.yaml"
+    config.write_text("model: [smollm2-135m-instruct]\ntasks: [arithmetic_2da, arithmetic_3ds]\nlimit: 99\n")
+    second, _ = _eval(env, tmp_path / "out", "--config", str(config), "--limit", "12")
+    assert second.spec == first.spec
+    assert second.spec_given["limit"] == "12" and second.spec_given["tasks"] == ["arithmetic_2da", "arithmetic_3ds"]
     assert first.run_id != second.run_id
     assert _leaf_metrics(first) == _leaf_metrics(second)
     assert all(r.requests_computed == 12 for r in first.results)
