@@ -7,7 +7,7 @@ file and where it looked.
 
 Task YAMLs use it through lm-eval's `custom_dataset` hook:
 
-    custom_dataset: !function utils.load_dataset     # utils.py: from harness.data import load_dataset
+    custom_dataset: !function utils.load_dataset     # utils.py: harness.data.load_dataset(kwargs, convert)
     dataset_kwargs:
       data_files: {validation: arithmetic/two_digit_addition.jsonl}
       hub: {repo: EleutherAI/arithmetic, files: {validation: data/two_digit_addition.jsonl}}
@@ -15,7 +15,10 @@ Task YAMLs use it through lm-eval's `custom_dataset` hook:
 
 from __future__ import annotations
 
+import csv
+import json
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -98,16 +101,73 @@ def resolve_task_files(dataset_kwargs: dict[str, Any] | None, directory: Path | 
     return [resolve(f, directory) for f in declared_files(dataset_kwargs)]
 
 
-def load_dataset(**kwargs: Any):
-    """lm-eval `custom_dataset` hook: a DatasetDict of the declared files (JSON lines).
+class MalformedRow(ValueError):
+    """Raised by a family's row converter; harness names the file and row."""
+
+
+RowConverter = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _read_rows(path: Path, columns: list[str] | None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(row number, row) of a JSON lines, JSON list, CSV (with header) or TSV (header or `columns`) file."""
+    suffix = path.suffix
+    if suffix == ".jsonl":
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    yield number, json.loads(line)
+    elif suffix == ".json":
+        yield from enumerate(json.loads(path.read_text(encoding="utf-8")), 1)
+    elif suffix in (".csv", ".tsv"):
+        # utf-8-sig: TruthfulQA's CSV starts with a byte-order mark. MGSM's TSV has a bare `"`,
+        # hence no quoting for TSV.
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            if suffix == ".csv":
+                reader = csv.reader(f)
+            else:
+                reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            header = columns or next(reader)
+            for row in reader:
+                if len(row) != len(header):
+                    raise MalformedRow(f"row {reader.line_num}: {len(row)} columns, expected {len(header)}")
+                yield reader.line_num, dict(zip(header, row))
+    else:
+        raise HarnessError(f"{path}: unsupported data file type {suffix!r}")
+
+
+def _dataset(file: ResolvedFile, columns: list[str] | None, convert: RowConverter | None):
+    import datasets
+
+    if file.path.suffix == ".parquet":  # the hub's own copies are already in the task's schema
+        return datasets.Dataset.from_parquet(str(file.path))
+    rows, number = [], 0
+    try:
+        for number, row in _read_rows(file.path, columns):
+            rows.append(convert(row) if convert else row)
+    except MalformedRow as exc:
+        text = str(exc)
+        raise HarnessError(f"{file.file.local}: {text if text.startswith('row ') else f'row {number}: {text}'}") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HarnessError(f"{file.file.local}: row {number + 1}: cannot be read ({exc})") from None
+    return datasets.Dataset.from_list(rows)
+
+
+def load_dataset(dataset_kwargs: dict[str, Any], convert: RowConverter | None = None):
+    """A DatasetDict of the declared files, each row passed through `convert` (a family's map
+    from its file format to the hub dataset's schema, raising MalformedRow for a bad row)."""
+    import datasets
+
+    directory = data_dir(dataset_kwargs.get("data_dir"))
+    columns = dataset_kwargs.get("columns")
+    return datasets.DatasetDict(
+        {f.file.split: _dataset(f, columns, convert) for f in resolve_task_files(dataset_kwargs, directory)}
+    )
+
+
+def custom_dataset(**kwargs: Any):
+    """lm-eval `custom_dataset` hook for files already in the task's schema.
 
     lm-eval passes the task's metadata and dataset_kwargs as keyword arguments; harness puts the
     data directory into the metadata as `data_dir`, plain lm-eval runs read $HARNESS_DATA_DIR.
     """
-    import datasets
-
-    directory = data_dir(kwargs.get("data_dir"))
-    files = resolve_task_files(kwargs, directory)
-    return datasets.load_dataset(
-        "json", data_files={f.file.split: str(f.path) for f in files}
-    )
+    return load_dataset(kwargs)

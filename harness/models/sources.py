@@ -7,6 +7,7 @@ model, so every variant of a run is checked before the first one is evaluated.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,8 @@ from typing import Literal
 from harness._io import sha256_file, sha256_json
 from harness._registry import did_you_mean
 from harness.errors import HarnessError
-from harness.models.catalog import CATALOG, HubRepo, PackagedGGUF
+from harness._paths import cache_dir
+from harness.models.catalog import CATALOG, ChunkedGGUF, HubRepo, PackagedGGUF
 
 HUB_PREFIX = "hf:"
 # Weights are read from safetensors or GGUF only: pickled .bin checkpoints can run code.
@@ -60,6 +62,8 @@ def resolve_model(name: str) -> ResolvedModel:
         source = CATALOG.get(name).source
         if isinstance(source, PackagedGGUF):
             return _packaged_gguf(name, source)
+        if isinstance(source, ChunkedGGUF):
+            return _chunked_gguf(name, source)
         return _hub(name, source)
     if name.startswith(HUB_PREFIX):
         repo, _, revision = name[len(HUB_PREFIX) :].partition("@")
@@ -78,6 +82,15 @@ def _packaged_gguf(name: str, source: PackagedGGUF) -> ResolvedModel:
         raise HarnessError(
             f"model {name!r} needs the package {source.package!r}: {source.install}"
         )
+    return ResolvedModel(name, "gguf", path, f"package:{source.package}", sha256_file(path))
+
+
+def _chunked_gguf(name: str, source: ChunkedGGUF) -> ResolvedModel:
+    try:
+        package = importlib.import_module(source.package)
+    except ImportError:
+        raise HarnessError(f"model {name!r} needs the package {source.package!r}: {source.install}") from None
+    path = Path(package.assemble(cache_dir() / "gguf" / package.MODEL_NAME))
     return ResolvedModel(name, "gguf", path, f"package:{source.package}", sha256_file(path))
 
 
