@@ -12,6 +12,9 @@ from typing import Any
 
 from harness._paths import cache_dir
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace: equal values give equal text, hence equal hashes."""
@@ -58,6 +61,7 @@ def atomic_write_text(path: Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -26,7 +26,9 @@ from harness.models import DEFAULT_MODEL, LoadedModel, resolve_model
 from harness.spec import VariantSpec
 from harness.variant import Variant
 
-_REQUESTS_PER_CHUNK_PER_BATCH = 16  # results are committed to the cache once per chunk
+# Results are committed to the cache once per chunk of this many batches: log-likelihoods are cheap,
+# a generation can take seconds, so a killed run loses at most a few batches of either.
+_BATCHES_PER_CHUNK = {"loglikelihood": 16, "loglikelihood_rolling": 4, "generate_until": 2}
 
 
 def resolve_device(device: str | None, fall_back: bool = False) -> str:
@@ -120,7 +122,7 @@ class HarnessLM(LM):
         total = sum(len(v) for v in missing.values())
         if total:
             self.hf()  # build the model now, so that its load time is not counted as a task's
-        chunk = _REQUESTS_PER_CHUNK_PER_BATCH * (self.batch_size if isinstance(self.batch_size, int) else 8)
+        chunk = _BATCHES_PER_CHUNK[kind] * (self.batch_size if isinstance(self.batch_size, int) else 8)
         with tqdm(total=total, desc=f"{self.variant.spec.model} {kind}", unit="req", disable=total == 0) as bar:
             for task, indices in missing.items():
                 for start in range(0, len(indices), chunk):

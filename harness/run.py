@@ -116,6 +116,7 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
     started = time.perf_counter()
     created = dt.datetime.now(dt.UTC)
     quiet_libraries()
+    environment = _environment.capture()  # the code and packages as they are when the run starts
     device = resolve_device(spec.device)
     manager = task_manager(spec.data_dir)
     variants = [Variant(v, resolve_model(v.base)) for v in spec.variants]
@@ -203,7 +204,7 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
             variants=tuple(variant_records),
             results=tuple(results),
             lm_eval=json.loads(canonical_json(raw)),
-            environment=_environment.capture(),
+            environment=environment,
             timings=Timings(total_seconds=time.perf_counter() - started, setup_seconds=setup_seconds),
         )
         write_record(record, staging)

@@ -38,6 +38,9 @@ def test_end_to_end_arithmetic_on_the_embedded_default(env, tmp_path):
     record, run_dir = _eval(env, tmp_path / "out", "--model", "smollm2-135m-instruct", "--tasks", "arithmetic", "--limit", "10")
 
     raw = json.loads((run_dir / "record.json").read_text())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (run_dir / "record.json").stat().st_mode & 0o777 == 0o666 & ~umask
     jsonschema.validate(raw, record_json_schema())
     assert raw["schema_version"] == "1.0"
 
