@@ -102,7 +102,13 @@ def resolve_task_files(dataset_kwargs: dict[str, Any] | None, directory: Path | 
 
 
 class MalformedRow(ValueError):
-    """Raised by a family's row converter; harness names the file and row."""
+    """A row that cannot become a document. Converters raise it with the reason; harness adds the
+    file and the row number."""
+
+    def __init__(self, reason: str, row: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.row = row
 
 
 RowConverter = Callable[[dict[str, Any]], dict[str, Any]]
@@ -115,9 +121,16 @@ def _read_rows(path: Path, columns: list[str] | None) -> Iterator[tuple[int, dic
         with open(path, encoding="utf-8") as f:
             for number, line in enumerate(f, 1):
                 if line.strip():
-                    yield number, json.loads(line)
+                    try:
+                        yield number, json.loads(line)
+                    except json.JSONDecodeError as exc:
+                        raise MalformedRow(f"not valid JSON ({exc.msg})", row=number) from None
     elif suffix == ".json":
-        yield from enumerate(json.loads(path.read_text(encoding="utf-8")), 1)
+        try:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise MalformedRow(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        yield from enumerate(rows, 1)
     elif suffix in (".csv", ".tsv"):
         # utf-8-sig: TruthfulQA's CSV starts with a byte-order mark. MGSM's TSV has a bare `"`,
         # hence no quoting for TSV.
@@ -129,7 +142,7 @@ def _read_rows(path: Path, columns: list[str] | None) -> Iterator[tuple[int, dic
             header = columns or next(reader)
             for row in reader:
                 if len(row) != len(header):
-                    raise MalformedRow(f"row {reader.line_num}: {len(row)} columns, expected {len(header)}")
+                    raise MalformedRow(f"{len(row)} columns, expected {len(header)}", row=reader.line_num)
                 yield reader.line_num, dict(zip(header, row))
     else:
         raise HarnessError(f"{path}: unsupported data file type {suffix!r}")
@@ -140,15 +153,17 @@ def _dataset(file: ResolvedFile, columns: list[str] | None, convert: RowConverte
 
     if file.path.suffix == ".parquet":  # the hub's own copies are already in the task's schema
         return datasets.Dataset.from_parquet(str(file.path))
-    rows, number = [], 0
+    rows, number = [], None
     try:
         for number, row in _read_rows(file.path, columns):
-            rows.append(convert(row) if convert else row)
+            try:
+                rows.append(convert(row) if convert else row)
+            except (KeyError, TypeError, AttributeError) as exc:  # a field missing or of the wrong kind
+                raise MalformedRow(f"cannot be read ({type(exc).__name__}: {exc})", row=number) from None
     except MalformedRow as exc:
-        text = str(exc)
-        raise HarnessError(f"{file.file.local}: {text if text.startswith('row ') else f'row {number}: {text}'}") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise HarnessError(f"{file.file.local}: row {number + 1}: cannot be read ({exc})") from None
+        row = exc.row if exc.row is not None else number
+        where = f"{file.file.local}: row {row}" if row is not None else file.file.local
+        raise HarnessError(f"{where}: {exc.reason}") from None
     return datasets.Dataset.from_list(rows)
 
 
