@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 import time
 import warnings
@@ -56,10 +57,18 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", module="lm_eval")
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def _stable(value: Any) -> Any:
-    """A task config with functions named by module and qualified name, so its hash is stable."""
+    """A task config without memory addresses (functions named by module and qualified name, reprs
+    such as lm-eval's for functools.partial stripped of `at 0x...`), so its hash is the same in
+    every process."""
     if callable(value):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+        named = value if hasattr(value, "__qualname__") else type(value)
+        return f"{named.__module__}.{named.__qualname__}"
+    if isinstance(value, str):
+        return _ADDRESS.sub("", value)
     if isinstance(value, dict):
         return {str(k): _stable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
