@@ -167,12 +167,6 @@ class RunRecord(_Frozen):
     environment: Environment
     timings: Timings
 
-    def metric(self, variant: str, task: str, metric: str) -> MetricValue:
-        for result in self.results:
-            if result.variant == variant and result.task == task:
-                return result.metrics[metric]
-        raise KeyError((variant, task, metric))
-
 
 def record_json_schema() -> dict[str, Any]:
     return RunRecord.model_json_schema()
