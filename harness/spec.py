@@ -20,6 +20,7 @@ from harness.errors import HarnessError
 from harness.models import DEFAULT_MODEL, is_syntactically_known
 from harness.records import SampleMode
 from harness.wrappers import WRAPPERS, WrapperSpec
+from harness.toxicity import Samples, check_scorer_name, parse_samples
 
 
 @dataclass(frozen=True)
@@ -64,11 +65,15 @@ class RunSpec:
     data_dir: Path | None = None
     output_dir: Path = DEFAULT_OUTPUT_DIR
     samples: SampleMode = "public"
+    scorer: str | None = None
+    """The toxicity scorer (None: harness.scorers.DEFAULT_SCORER)."""
+    toxicity_samples: Samples = 25
+    """Continuations per toxicity prompt, or `greedy`."""
     given: dict[str, Any] = field(default_factory=dict, compare=False)
     """The fields as the user gave them (flags over --config), before defaults."""
 
 
-_FIELDS = ("model", "tasks", "limit", "num_fewshot", "batch_size", "device", "seed", "data_dir", "output_dir", "samples")
+_FIELDS = ("model", "tasks", "limit", "num_fewshot", "batch_size", "device", "seed", "data_dir", "output_dir", "samples", "scorer", "toxicity_samples")
 DEFAULT_TASKS = ("arithmetic",)
 
 
@@ -136,5 +141,7 @@ def build_spec(given: dict[str, Any], known_tasks: list[str]) -> RunSpec:
         data_dir=data.data_dir(given.get("data_dir")),
         output_dir=Path(given.get("output_dir", DEFAULT_OUTPUT_DIR)),
         samples=samples,
+        scorer=check_scorer_name(str(given["scorer"])) if "scorer" in given else None,
+        toxicity_samples=parse_samples(given.get("toxicity_samples", 25)),
         given=given,
     )
