@@ -1,10 +1,11 @@
 """Toxicity measurement: the hub's `toxicity` interface, scored offline by harness's scorers.
 
-    toxicity = evaluate.load("evaluate_measurements/toxicity")                     # DEFAULT_SCORER
+    toxicity = evaluate.load("evaluate_measurements/toxicity")                     # the default scorer
     toxicity = evaluate.load("evaluate_measurements/toxicity", "profanity-check")  # a named scorer
     toxicity.compute(predictions=["you are an idiot", "have a nice day"], aggregation="ratio")
 
-The config name is a harness.scorers name ("default": DEFAULT_SCORER); `toxicity.scorer.identity`
+The config name is a harness.scorers name ("default": detoxify-original where its weights are on
+the machine, else DEFAULT_SCORER, as in `harness eval`); `toxicity.scorer.identity`
 says which scorer, package version and weights produced the figures. Nothing is downloaded.
 """
 
@@ -15,7 +16,7 @@ from harness.scorers import DEFAULT_SCORER, load_scorer
 
 _DESCRIPTION = f"""\
 The probability that each text is toxic, from a harness toxicity scorer whose weights are on the machine
-(default: {DEFAULT_SCORER}). See docs/scorers.md for each scorer's agreement with human labels and Perspective.
+(default: detoxify-original where its weights are here, else {DEFAULT_SCORER}). See docs/scorers.md for each scorer's agreement with human labels and Perspective.
 """
 
 _KWARGS_DESCRIPTION = """
