@@ -27,6 +27,7 @@ class RequestCache:
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
+        self._db.execute("CREATE TABLE IF NOT EXISTS facts (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
         self._db.commit()
 
     def key(self, task_hash: str, request_type: str, arguments: Sequence[Any]) -> str:
@@ -50,6 +51,16 @@ class RequestCache:
             [(k, json.dumps(v)) for k, v in items],
         )
         self._db.commit()
+
+    def put_fact(self, name: str, value: Any) -> None:
+        """A fact about the variant itself (its cost), so a run answered wholly from the cache,
+        which never builds the model, can still report it."""
+        self._db.execute("INSERT OR REPLACE INTO facts (name, value) VALUES (?, ?)", (name, json.dumps(value)))
+        self._db.commit()
+
+    def get_fact(self, name: str) -> Any:
+        row = self._db.execute("SELECT value FROM facts WHERE name = ?", (name,)).fetchone()
+        return None if row is None else json.loads(row[0])
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]

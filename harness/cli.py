@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--data-dir", dest="data_dir", help="local data directory (default $HARNESS_DATA_DIR)")
     ev.add_argument("--output-dir", dest="output_dir", help="where the run folder goes (default results/)")
     ev.add_argument("--samples", choices=["public", "full"], help="sample logs without (public, default) or with the documents' text")
+    ev.add_argument("--no-base", dest="no_base", action="store_true", default=None, help="do not add each variant's base to the run")
     ev.add_argument("--scorer", help="toxicity scorer (see `harness models`); default: detoxify when its weights are here, else the measured best offline one")
     ev.add_argument("--toxicity-samples", dest="toxicity_samples", help="continuations per toxicity prompt (default 25) or 'greedy'")
     ev.add_argument("--config", help="YAML file with the same fields; flags override it")
@@ -58,6 +59,7 @@ def _eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "samples": args.samples,
         "scorer": args.scorer,
         "toxicity_samples": args.toxicity_samples,
+        "no_base": args.no_base,
     }
     given.update({k: v for k, v in flags.items() if v is not None})
     spec = build_spec(given, known_names(task_manager()))
@@ -94,10 +96,9 @@ def _models() -> int:
     rows = [(name, type(e.source).__name__, e.license, e.description) for name, e in CATALOG]
     print(tabulate(rows, headers=["model", "source", "license", "description"], maxcolwidths=[None, None, None, 70]))
     print("\nAlso accepted: hf:ORG/NAME[@REVISION], a local model folder (safetensors), a .gguf file.")
-    if len(WRAPPERS):
-        print(tabulate([(name, w.doc) for name, w in WRAPPERS], headers=["wrapper", "what it does"]))
-    else:
-        print("Wrappers: none registered yet (model strings take the form BASE+WRAPPER:key=value,...).")
+    print("\nWrappers (BASE+WRAPPER:key=value,...; `|` in a value sweeps):")
+    rows = [(name, w.doc, "\n".join(p.describe() for p in w.params)) for name, w in WRAPPERS]
+    print(tabulate(rows, headers=["wrapper", "what it does", "parameters: type [range] = default"], maxcolwidths=[None, 40, 80]))
     from harness.scorers import DEFAULT_SCORER, SCORERS
 
     names = [f"{name} (default)" if name == DEFAULT_SCORER else name for name in SCORERS.names()]

@@ -29,9 +29,9 @@ from tqdm import tqdm
 from harness._io import sha256_json
 from harness.cache import RequestCache
 from harness.errors import HarnessError
-from harness.models import DEFAULT_MODEL, LoadedModel, resolve_model
+from harness.models import DEFAULT_MODEL, resolve_model
 from harness.spec import VariantSpec
-from harness.variant import Variant
+from harness.variant import LoadedVariant, Variant
 
 # Results are committed to the cache once per chunk of this many batches: log-likelihoods are cheap,
 # a generation can take seconds, so a killed run loses at most a few batches of either.
@@ -102,7 +102,7 @@ class HarnessLM(LM):
         self._task_hashes = dict(task_hashes or {})
         self._hf: Any = None
         self._hf_by_batch: dict[int, Any] = {}
-        self.loaded: LoadedModel | None = None
+        self.loaded: LoadedVariant | None = None
         self.task_seconds: dict[str, float] = defaultdict(float)
         self.task_computed: dict[str, int] = defaultdict(int)
         self.task_cached: dict[str, int] = defaultdict(int)
@@ -113,6 +113,8 @@ class HarnessLM(LM):
             from lm_eval.models.huggingface import HFLM
 
             self.loaded = self.variant.load(self.device_name)
+            if self._cache is not None and self.loaded.cost is not None:
+                self._cache.put_fact("cost", self.loaded.cost.model_dump())
             self._hf = HFLM(
                 pretrained=self.loaded.model,
                 tokenizer=self.loaded.tokenizer,

@@ -46,6 +46,8 @@ class WrapperRecord(_Frozen):
 
     name: str
     params: dict[str, str] = Field(default_factory=dict)
+    """Every declared parameter, defaults filled in, in canonical text (so `bits=4` and
+    `bits=4,group=0` are one variant when 0 is the default)."""
     artifacts: dict[str, str] = Field(default_factory=dict)
     """Artifact name -> sha256 (steering vectors, calibration data, merge sources)."""
 
@@ -58,6 +60,26 @@ class InterventionRecord(_Frozen):
 
     def identity(self) -> str:
         return sha256_json(self.model_dump(mode="json"))
+
+
+class CostRecord(_Frozen):
+    """What a variant costs, as built."""
+
+    parameters: int
+    """Distinct parameters (tied weights counted once)."""
+    weight_bytes: int
+    """Bytes of the weights as the wrappers store them (a 4-bit group-64 weight: half a byte per value
+    plus its scales), not as the float copy that simulates them."""
+    flops_per_token: float
+    """Forward FLOPs per token of the matrix multiplies actually executed (2 per weight used; an exited
+    variant executes fewer layers); attention's context-length-dependent part is left out."""
+
+
+class AppliedRecord(_Frozen):
+    """What one wrapper did when applied (facts chosen or measured, not its parameters)."""
+
+    name: str
+    info: dict[str, Any] = Field(default_factory=dict)
 
 
 class VariantRecord(_Frozen):
@@ -76,6 +98,9 @@ class VariantRecord(_Frozen):
     scoring_seconds: float | None = None
     """Time the toxicity scorer took over this variant's outputs (schema 1.1; None: nothing scored)."""
     texts_scored: int | None = None
+    cost: CostRecord | None = None
+    """None when every answer came from the cache of a run that predates cost accounting."""
+    applied: tuple[AppliedRecord, ...] = ()
 
 
 class DataFileRecord(_Frozen):
@@ -133,6 +158,8 @@ class RunSpecRecord(_Frozen):
     models: tuple[str, ...]
     tasks: tuple[str, ...]
     limit: int | None
+    limit_per_task: dict[str, int] = Field(default_factory=dict)
+    """Overrides of `limit` for the named tasks or groups (schema 1.1)."""
     num_fewshot: int | None
     batch_size: int | str
     device: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import shutil
 import time
@@ -27,6 +28,7 @@ from harness.cache import RequestCache
 from harness.lm import HarnessLM, resolve_device
 from harness.models import resolve_model
 from harness.records import (
+    CostRecord,
     DataFileRecord,
     MetricValue,
     RunRecord,
@@ -82,12 +84,27 @@ class _LoadedTasks:
     top_level: list[Any]
     """What simple_evaluate is given: one Task or Group per requested name (tags expand to tasks)."""
     leaves: dict[str, Any]
+    requested_as: dict[str, str]
+    """Leaf task -> the name in --tasks that brought it in."""
+
+    def samples(self, spec: RunSpec) -> dict[str, list[int]] | None:
+        """lm-eval's per-task document indices when --limit has per-task overrides, else None."""
+        if not spec.limit_per_task:
+            return None
+        overrides = dict(spec.limit_per_task)
+        chosen = {}
+        for name, task in self.leaves.items():
+            n = overrides.get(name, overrides.get(self.requested_as[name], spec.limit))
+            size = len(task.eval_docs)
+            chosen[name] = list(range(size if n is None else min(n, size)))
+        return chosen
 
 
 def _load_tasks(manager, names: Sequence[str], spec: RunSpec) -> _LoadedTasks:
     """The requested tasks, with the run's settings that live in a task's config applied."""
     top_level: list[Any] = []
     leaves: dict[str, Any] = {}
+    requested_as: dict[str, str] = {}
     for name in names:
         loaded = manager.load(name)
         if name in loaded["groups"]:
@@ -95,10 +112,11 @@ def _load_tasks(manager, names: Sequence[str], spec: RunSpec) -> _LoadedTasks:
         else:
             top_level.extend(loaded["tasks"].values())
         leaves.update(loaded["tasks"])
+        requested_as.update({leaf: name for leaf in loaded["tasks"] if leaf not in requested_as})
     for task in leaves.values():
         if toxicity.is_scored(task):
             toxicity.apply_samples(task, spec.toxicity_samples)
-    return _LoadedTasks(top_level, leaves)
+    return _LoadedTasks(top_level, leaves, requested_as)
 
 
 def _metrics(entry: dict[str, Any]) -> dict[str, MetricValue]:
@@ -130,6 +148,9 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
     started = time.perf_counter()
     created = dt.datetime.now(dt.UTC)
     quiet_libraries()
+    if spec.data_dir is not None:
+        # Wrappers' calibration text and lm-eval's own loading read the data directory from here.
+        os.environ[data.DATA_DIR_ENV] = str(spec.data_dir)
     environment = _environment.capture()  # the code and packages as they are when the run starts
     device = resolve_device(spec.device)
     manager = task_manager(spec.data_dir)
@@ -158,6 +179,7 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
         models=tuple(v.model for v in spec.variants),
         tasks=spec.tasks,
         limit=spec.limit,
+        limit_per_task=dict(spec.limit_per_task),
         num_fewshot=spec.num_fewshot,
         batch_size=spec.batch_size,
         device=device,
@@ -196,7 +218,8 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
                     model=lm,
                     tasks=loaded_tasks.top_level,
                     num_fewshot=spec.num_fewshot,
-                    limit=spec.limit,
+                    limit=None if spec.limit_per_task else spec.limit,
+                    samples=loaded_tasks.samples(spec),
                     task_manager=manager,
                     log_samples=True,
                     random_seed=spec.seed,
@@ -204,6 +227,9 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
                     torch_random_seed=spec.seed,
                     fewshot_random_seed=spec.seed,
                 )
+                cost = lm.loaded.cost if lm.loaded else None
+                if cost is None and (known := cache.get_fact("cost")) is not None:
+                    cost = CostRecord.model_validate(known)
             finally:
                 cache.close()
             variant_records.append(
@@ -217,6 +243,8 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
                     load_converted=bool(lm.loaded and lm.loaded.converted),
                     scoring_seconds=round(toxicity.CLOCK.seconds - scored_before[0], 4) if scorer else None,
                     texts_scored=toxicity.CLOCK.texts - scored_before[1] if scorer else None,
+                    cost=cost,
+                    applied=lm.loaded.applied_records() if lm.loaded else (),
                 )
             )
             results.extend(

@@ -88,6 +88,7 @@ def test_second_run_is_answered_from_the_cache_without_loading_the_model(env, tm
     assert computed == {"arithmetic_2da": 12, "xcopa_it": 24}  # one request per choice
     assert all(r.requests_computed == 0 and r.requests_cached == computed[r.task] for r in second.results)
     assert second.variants[0].load_seconds is None  # the model was never built
+    assert second.variants[0].cost == first.variants[0].cost is not None  # its cost kept in the cache
     assert not (tmp_path / "out" / ".incomplete").exists() or not any((tmp_path / "out" / ".incomplete").iterdir())
 
     table = run_cli(["eval", *args, "--output-dir", str(tmp_path / "out")], env)
@@ -175,3 +176,14 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(env, tmp_path, mo
     reference = read_record(Path(json.loads(uninterrupted.stdout)["record"]))
     assert all(r.requests_cached == 0 for r in reference.results if r.kind == "task")
     assert _leaf_metrics(resumed) == _leaf_metrics(reference)
+
+
+def test_per_task_limits(env, tmp_path):
+    record, run_dir = _eval(
+        env, tmp_path / "out", "--tasks", "arithmetic_2da,arithmetic_2ds", "--limit", "3,arithmetic_2ds=1"
+    )
+    counts = {r.task: r.n_samples for r in record.results}
+    assert counts == {"arithmetic_2da": 3, "arithmetic_2ds": 1}
+    assert record.spec.limit == 3 and record.spec.limit_per_task == {"arithmetic_2ds": 1}
+    rows = _samples(run_dir, next(r for r in record.results if r.task == "arithmetic_2da"))
+    assert [row["doc_id"] for row in rows] == [0, 1, 2]

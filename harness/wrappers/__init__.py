@@ -1,15 +1,26 @@
 """Wrappers: registered, parameterised interventions that turn a base into a variant.
 
-The intervention families (quantize, steer, decode, merge, early exit) register here; a model
-string names them after the base: `BASE+WRAPPER:key=value,...+WRAPPER...`.
+The intervention families (quantize, exit/skip; steering, decoding and merging in their own modules)
+register here with `@register_wrapper`; a model string names them after the base:
+`BASE+WRAPPER:key=value,...+WRAPPER...`. Each wrapper declares its parameters (type, default,
+allowed values, one line of doc), so a model string is checked, and its canonical form known,
+before any model loads.
+
+A wrapper's `apply` gets a private copy of the model (never a base shared with another variant),
+changes it, and returns what it did: artifact hashes (steering vectors, calibration data, merge
+sources), facts worth recording (a chosen bit map), and the FLOPs per token it executes beyond
+what the module tree shows.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from harness._registry import Registry
+from harness.errors import HarnessError
+from harness.wrappers._params import Param, resolve
 
 
 @dataclass(frozen=True)
@@ -20,15 +31,84 @@ class WrapperSpec:
     params: tuple[tuple[str, str], ...] = ()
 
 
-class Wrapper(Protocol):
-    """What a wrapper family provides."""
+@dataclass
+class Applied:
+    """What applying a wrapper did, for the run record."""
 
+    artifacts: dict[str, str] = field(default_factory=dict)
+    """Artifact name -> sha256 (steering vectors, calibration data, merge sources)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Facts chosen while applying (a per-layer bit map, the layers kept), JSON-serialisable."""
+    report: Callable[[], dict[str, Any]] | None = None
+    """Called after evaluation, for what only evaluation measures (mean exit layer)."""
+    extra_flops_per_token: float = 0.0
+    """FLOPs per token executed beyond the module tree's matrix multiplies (a dynamic exit's
+    per-layer LM-head evaluations: an upper bound), added to what the tree implies."""
+
+
+ApplyFn = Callable[[Any, Any, dict[str, Any]], Applied]
+"""(model, tokenizer, resolved params) -> Applied; changes the (private) model in place."""
+
+
+@dataclass(frozen=True)
+class WrapperDef:
     name: str
     doc: str
+    params: tuple[Param, ...]
+    apply: ApplyFn
+    check: Callable[[dict[str, Any]], None] | None = None
+    """Checks across parameters (raise HarnessError), after each one is checked alone."""
+    artifacts: Callable[[dict[str, Any]], dict[str, str]] | None = None
+    """Artifact name -> sha256 of the files the parameters name (calibration data, vectors), known
+    without loading the model, so they enter the variant's identity."""
 
-    def apply(self, model: Any, tokenizer: Any, params: dict[str, str]) -> dict[str, Any]:
-        """Change `model` (a private copy) and return the record of what was done: resolved
-        parameters and the sha256 of every artifact used."""
+    def resolve(self, given: dict[str, str]) -> dict[str, Any]:
+        values = resolve(self.name, self.params, given)
+        if self.check is not None:
+            self.check(values)
+        return values
 
 
-WRAPPERS: Registry[Wrapper] = Registry("wrapper")
+WRAPPERS: Registry[WrapperDef] = Registry("wrapper")
+
+
+def register_wrapper(
+    name: str,
+    *,
+    doc: str,
+    params: tuple[Param, ...] = (),
+    check: Callable[[dict[str, Any]], None] | None = None,
+    artifacts: Callable[[dict[str, Any]], dict[str, str]] | None = None,
+) -> Callable[[ApplyFn], ApplyFn]:
+    """Register `apply` as the wrapper `name` (a second registration of a name is an error)."""
+
+    def decorate(apply: ApplyFn) -> ApplyFn:
+        WRAPPERS.register(name, WrapperDef(name, doc, params, apply, check, artifacts))
+        return apply
+
+    return decorate
+
+
+def canonical_text(value: Any) -> str:
+    """A resolved parameter value as it enters the intervention record."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+__all__ = [
+    "WRAPPERS",
+    "Applied",
+    "Param",
+    "WrapperDef",
+    "WrapperSpec",
+    "canonical_text",
+    "register_wrapper",
+]
+
+# The families register themselves on import; they import torch only when applied.
+from harness.wrappers import depth, quantize  # noqa: E402,F401
