@@ -34,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--config", help="YAML file with the same fields; flags override it")
     ev.add_argument("--output", choices=["table", "json"], default="table", help="what to print at the end")
 
+    fit = sub.add_parser("fit", help="fit a steering wrapper's artifact (directions, unit scores) to a file")
+    fit.add_argument("wrapper", help="a fitted wrapper: see `harness models`")
+    fit.add_argument("params", nargs="*", metavar="KEY=VALUE", help="the wrapper's parameters the fit depends on")
+    fit.add_argument("--model", default=None, help="model string to fit on (default smollm2-135m-instruct)")
+    fit.add_argument("--out", required=True, help="the artifact file to write (.safetensors; its sidecar gets .json)")
+    fit.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
+    fit.add_argument("--data-dir", dest="data_dir", help="local data directory (default $HARNESS_DATA_DIR)")
+
     tasks = sub.add_parser("tasks", help="list tasks and groups with their family and data")
     tasks.add_argument("--data-dir", dest="data_dir")
     sub.add_parser("models", help="list the model catalog and the registered wrappers")
@@ -71,6 +79,26 @@ def _eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
         print_json(record, folder)
     else:
         print_table(record, folder)
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from harness import data
+    from harness.fit import fit_artifact
+    from harness.models import DEFAULT_MODEL
+
+    if args.data_dir:
+        os.environ[data.DATA_DIR_ENV] = str(data.data_dir(args.data_dir))
+    given: dict[str, str] = {}
+    for item in args.params:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise HarnessError(f"bad parameter {item!r}: expected KEY=VALUE")
+        given[key] = value
+    sidecar = fit_artifact(args.wrapper, given, args.model or DEFAULT_MODEL, Path(args.out), args.device)
+    print(json.dumps({"artifact": args.out, **sidecar}, indent=1, sort_keys=True))
     return 0
 
 
@@ -112,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "eval":
             return _eval(args, argv)
+        if args.command == "fit":
+            return _fit(args)
         if args.command == "tasks":
             return _tasks(args)
         return _models()

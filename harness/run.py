@@ -25,6 +25,7 @@ from harness import data, toxicity
 from harness._io import atomic_write_text, canonical_json, publish_dir, sha256_json
 from harness._paths import cache_dir
 from harness.cache import RequestCache
+from harness.errors import HarnessError
 from harness.lm import HarnessLM, resolve_device
 from harness.models import resolve_model
 from harness.records import (
@@ -139,6 +140,19 @@ def _sample_line(sample: dict[str, Any], mode: str) -> str:
     return json.dumps(kept, ensure_ascii=False, default=str)
 
 
+def _refuse_fit_overlap(variants: Sequence[Variant], files: dict[str, list[data.ResolvedFile]]) -> None:
+    """A variant fitted on a file that a task evaluates would be scored on its own training data."""
+    for variant in variants:
+        fitted_on = {sha: path for path, sha in variant.fit_files().items()}
+        for task, resolved in files.items():
+            for f in resolved:
+                if f.sha256 in fitted_on:
+                    raise HarnessError(
+                        f"{variant.spec.model} was fitted on {fitted_on[f.sha256]}, which task {task} evaluates:"
+                        " fitting and evaluation data must not overlap"
+                    )
+
+
 def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
     """Evaluate every variant of `spec` on its tasks; return the record and its run folder."""
     import lm_eval
@@ -160,6 +174,7 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
         name: data.resolve_task_files(task.config.dataset_kwargs, spec.data_dir)
         for name, task in first_tasks.leaves.items()
     }
+    _refuse_fit_overlap(variants, files)
     task_hashes = {
         name: sha256_json(
             {

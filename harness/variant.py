@@ -1,19 +1,31 @@
 """Variant: a base model with its wrappers, identified before it is ever loaded.
 
-The identity (sha256 of the intervention record) is known from the weight hash and the wrapper
-parameters alone, so cached results can be found, and a finished run replayed, without building the
-model at all.
+The identity (sha256 of the intervention record) is known from the weight hash, the wrapper
+parameters and the sha256 of their artifacts alone, so cached results can be found, and a finished
+run replayed, without building the model at all (a fitted artifact is fitted once, then cached).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
 from typing import Any
 
+from harness._io import sha256_file
 from harness.models import LoadedModel, ResolvedModel, load_model
 from harness.records import AppliedRecord, BaseIdentity, CostRecord, InterventionRecord, WrapperRecord
 from harness.spec import VariantSpec
 from harness.wrappers import WRAPPERS, Applied, canonical_text
+from harness.wrappers._fitting import (
+    ARTIFACT_PARAM,
+    cached_artifact,
+    check_artifact,
+    fit_params_of,
+    header,
+    read_sidecar,
+    write_artifact,
+)
 from harness.wrappers._cost import measure_cost
 
 COMPUTE_DTYPE = "float32"
@@ -26,36 +38,82 @@ class Variant:
 
     @property
     def intervention(self) -> InterventionRecord:
-        return InterventionRecord(
-            base=BaseIdentity(
-                weights_sha256=self.base.weights_sha256,
-                format="gguf" if self.base.kind == "gguf" else "safetensors",
-                dtype=COMPUTE_DTYPE,
-            ),
-            wrappers=tuple(
-                WrapperRecord(
-                    name=name,
-                    params={k: canonical_text(v) for k, v in params.items()},
-                    artifacts=definition.artifacts(params) if definition.artifacts else {},
-                )
-                for name, params in self.spec.resolved()
-                for definition in [WRAPPERS.get(name)]
-            ),
-        )
+        return self._interventions[-1]
 
     @property
     def identity(self) -> str:
         return self.intervention.identity()
+
+    @cached_property
+    def _interventions(self) -> list[InterventionRecord]:
+        """The intervention record after 0, 1, ... all wrappers (a fit needs the model it applies to).
+        Fitted artifacts are found, or fitted, here: their sha256 is part of the identity."""
+        records: list[WrapperRecord] = []
+        stages = [InterventionRecord(base=self._base_identity, wrappers=())]
+        for index, (name, params) in enumerate(self.spec.resolved()):
+            definition = WRAPPERS.get(name)
+            artifacts = definition.artifacts(params) if definition.artifacts else {}
+            if definition.fitter is not None:
+                artifacts = {**artifacts, "fit": sha256_file(self._artifact(index, stages[-1]))}
+            records.append(
+                WrapperRecord(
+                    name=name,
+                    params={k: canonical_text(v) for k, v in params.items() if k != ARTIFACT_PARAM},
+                    artifacts=artifacts,
+                )
+            )
+            stages.append(InterventionRecord(base=self._base_identity, wrappers=tuple(records)))
+        return stages
+
+    @property
+    def _base_identity(self) -> BaseIdentity:
+        return BaseIdentity(
+            weights_sha256=self.base.weights_sha256,
+            format="gguf" if self.base.kind == "gguf" else "safetensors",
+            dtype=COMPUTE_DTYPE,
+        )
+
+    def _artifact(self, index: int, before: InterventionRecord) -> Path:
+        """The artifact of wrapper `index`: the one given (checked), else the cached fit, fitted now
+        if missing, on the model as the wrappers before it leave it."""
+        name, params = self.spec.resolved()[index]
+        definition = WRAPPERS.get(name)
+        model_identity = before.identity()
+        if params[ARTIFACT_PARAM] is not None:
+            given = Path(params[ARTIFACT_PARAM])
+            check_artifact(given, name, model_identity)
+            return given
+        fitter = definition.fitter
+        fit_params = fit_params_of(params, fitter.params)
+        path = cached_artifact(name, fit_params, model_identity, fitter.files(params))
+        if not path.is_file():
+            from harness.lm import resolve_device
+
+            prefix = Variant(VariantSpec(self.spec.model, self.spec.base, self.spec.wrappers[:index]), self.base)
+            built = prefix.load(resolve_device("auto"))
+            fitted = fitter.fit(built.model, built.tokenizer, params)
+            write_artifact(path, fitted, header(name, fit_params, model_identity))
+        return path
 
     def load(self, device: str) -> LoadedVariant:
         """Build the variant: a fresh copy of the base (never shared with another variant) with each
         wrapper applied in order, and what it costs."""
         loaded = load_model(self.base, device)
         applied: list[tuple[str, Applied]] = []
-        for name, params in self.spec.resolved():
+        for index, (name, params) in enumerate(self.spec.resolved()):
+            if WRAPPERS.get(name).fitter is not None:
+                params = {**params, ARTIFACT_PARAM: self._artifact(index, self._interventions[index])}
             applied.append((name, WRAPPERS.get(name).apply(loaded.model, loaded.tokenizer, params)))
         cost = measure_cost(loaded.model, sum(a.extra_flops_per_token for _, a in applied))
         return LoadedVariant(loaded, applied, cost)
+
+    def fit_files(self) -> dict[str, str]:
+        """Data files (path -> sha256) that the fits of this variant's artifacts read."""
+        files: dict[str, str] = {}
+        for index, (name, _params) in enumerate(self.spec.resolved()):
+            if WRAPPERS.get(name).fitter is not None:
+                files.update(read_sidecar(self._artifact(index, self._interventions[index]))["data"]["files"])
+        return files
 
 
 @dataclass

@@ -20,6 +20,7 @@ from typing import Any
 
 from harness._registry import Registry
 from harness.errors import HarnessError
+from harness.wrappers._fitting import ARTIFACT_PARAM, FitFn
 from harness.wrappers._params import Param, resolve
 
 
@@ -51,6 +52,18 @@ ApplyFn = Callable[[Any, Any, dict[str, Any]], Applied]
 
 
 @dataclass(frozen=True)
+class Fitter:
+    """How a wrapper fits its artifact (see harness.wrappers._fitting)."""
+
+    fit: FitFn
+    params: tuple[str, ...]
+    """The parameters the fit depends on; the others only apply the artifact (a sweep over them
+    reuses one fit)."""
+    files: Callable[[dict[str, Any]], dict[str, str]]
+    """The data files the fit reads (path in the data directory -> sha256), known before fitting."""
+
+
+@dataclass(frozen=True)
 class WrapperDef:
     name: str
     doc: str
@@ -61,6 +74,9 @@ class WrapperDef:
     artifacts: Callable[[dict[str, Any]], dict[str, str]] | None = None
     """Artifact name -> sha256 of the files the parameters name (calibration data, vectors), known
     without loading the model, so they enter the variant's identity."""
+    fitter: Fitter | None = None
+    """Set for wrappers that apply a fitted artifact; they get an `artifact` parameter, and apply
+    receives the artifact file's path in it."""
 
     def resolve(self, given: dict[str, str]) -> dict[str, Any]:
         values = resolve(self.name, self.params, given)
@@ -79,11 +95,14 @@ def register_wrapper(
     params: tuple[Param, ...] = (),
     check: Callable[[dict[str, Any]], None] | None = None,
     artifacts: Callable[[dict[str, Any]], dict[str, str]] | None = None,
+    fitter: Fitter | None = None,
 ) -> Callable[[ApplyFn], ApplyFn]:
     """Register `apply` as the wrapper `name` (a second registration of a name is an error)."""
+    if fitter is not None:
+        params = (*params, Param(ARTIFACT_PARAM, str, None, "a fitted artifact from `harness fit`; none: fit on first use (cached)"))
 
     def decorate(apply: ApplyFn) -> ApplyFn:
-        WRAPPERS.register(name, WrapperDef(name, doc, params, apply, check, artifacts))
+        WRAPPERS.register(name, WrapperDef(name, doc, params, apply, check, artifacts, fitter))
         return apply
 
     return decorate
@@ -103,6 +122,7 @@ def canonical_text(value: Any) -> str:
 __all__ = [
     "WRAPPERS",
     "Applied",
+    "Fitter",
     "Param",
     "WrapperDef",
     "WrapperSpec",
@@ -111,4 +131,4 @@ __all__ = [
 ]
 
 # The families register themselves on import; they import torch only when applied.
-from harness.wrappers import depth, quantize  # noqa: E402,F401
+from harness.wrappers import decoding, depth, quantize, units  # noqa: E402,F401

@@ -1,0 +1,124 @@
+"""Fitted artifacts: what a steering wrapper computes from data before it can apply.
+
+A wrapper registered with `fit=` (eigenshift, aura, meandiff) needs tensors fitted on the model
+as it stands when the wrapper applies (the base with the wrappers before it in the model string):
+directions, per-unit scores, component deltas. An artifact is a safetensors file with a JSON
+sidecar (`<file>.json`: wrapper, fit parameters, the model it was fitted on, the data files with
+their sha256 and the split, facts of the fit). Nothing in it is pickled.
+
+Where it comes from: the wrapper's `artifact=FILE` parameter (written by `harness fit`), checked to
+have been fitted for this wrapper on this very model; else it is fitted on first use and cached in
+`<cache>/artifacts/<recipe sha256>.safetensors`, the recipe being everything the fit depends on
+(wrapper, fit parameters, the model's intervention identity, the fit data's sha256s, VERSION). Either
+way the artifact file's sha256 enters the variant's intervention record, hence its identity, and
+apply receives the file's path as `params["artifact"]`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness._io import atomic_write_text, canonical_json, sha256_file, sha256_json
+from harness._paths import cache_dir
+from harness.errors import HarnessError
+
+VERSION = 1
+ARTIFACT_PARAM = "artifact"
+
+
+@dataclass(frozen=True)
+class FitData:
+    """The data a fit read: files (path relative to the data directory -> sha256) and the split."""
+
+    files: dict[str, str]
+    split: str
+    """How the fit's documents were chosen and why they do not overlap evaluation data."""
+
+
+@dataclass
+class Fitted:
+    """What a fit returns: named tensors, the data it read, and facts worth keeping."""
+
+    tensors: dict[str, Any]
+    data: FitData
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+FitFn = Callable[[Any, Any, dict[str, Any]], Fitted]
+"""(model, tokenizer, resolved params) -> Fitted; must not change the model."""
+
+
+def sidecar_path(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name + ".json")
+
+
+def write_artifact(path: Path, fitted: Fitted, header: dict[str, Any]) -> None:
+    """The tensors as safetensors and the sidecar beside them, each written atomically."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    save_file({k: v.detach().cpu().contiguous() for k, v in fitted.tensors.items()}, str(partial))
+    umask = os.umask(0)
+    os.umask(umask)
+    partial.chmod(0o666 & ~umask)  # safetensors creates it 0600; an artifact is shared like any output
+    sidecar = {
+        **header,
+        "data": {"files": fitted.data.files, "split": fitted.data.split},
+        "info": fitted.info,
+        "tensors_sha256": sha256_file(partial),
+    }
+    atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
+    partial.replace(path)
+
+
+def read_sidecar(path: Path) -> dict[str, Any]:
+    try:
+        sidecar = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise HarnessError(f"artifact {path}: its sidecar {sidecar_path(path)} is missing") from None
+    except json.JSONDecodeError as error:
+        raise HarnessError(f"artifact {path}: unreadable sidecar ({error})") from None
+    return sidecar
+
+
+def load_tensors(path: str | Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+def header(wrapper: str, fit_params: dict[str, Any], model_identity: str) -> dict[str, Any]:
+    return {"wrapper": wrapper, "params": fit_params, "model_identity": model_identity, "version": VERSION}
+
+
+def check_artifact(path: Path, wrapper: str, model_identity: str) -> None:
+    """One line unless `path` is an artifact of `wrapper` fitted on the model `model_identity`."""
+    if not path.is_file():
+        raise HarnessError(f"{wrapper}:artifact={path}: no such file")
+    sidecar = read_sidecar(path)
+    if sidecar.get("wrapper") != wrapper:
+        raise HarnessError(f"{wrapper}:artifact={path} was fitted for {sidecar.get('wrapper')!r}, not {wrapper}")
+    if sidecar.get("model_identity") != model_identity:
+        raise HarnessError(
+            f"{wrapper}:artifact={path} was fitted on another model (identity {str(sidecar.get('model_identity'))[:12]},"
+            f" this one {model_identity[:12]})"
+        )
+    if sidecar.get("tensors_sha256") != sha256_file(path):
+        raise HarnessError(f"{wrapper}:artifact={path}: the tensors do not match their sidecar's sha256")
+
+
+def cached_artifact(wrapper: str, fit_params: dict[str, Any], model_identity: str, data_files: dict[str, str]) -> Path:
+    """Where the artifact of this recipe lives in the cache (it may not exist yet)."""
+    recipe = {**header(wrapper, fit_params, model_identity), "data_files": data_files}
+    return cache_dir() / "artifacts" / f"{wrapper}-{sha256_json(recipe)[:32]}.safetensors"
+
+
+def fit_params_of(params: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """The parameters the fit depends on, as JSON values (the rest apply the artifact)."""
+    return json.loads(canonical_json({name: str(params[name]) if isinstance(params[name], Path) else params[name] for name in names}))
