@@ -110,9 +110,14 @@ class Variant:
     def fit_files(self) -> dict[str, str]:
         """Data files (path -> sha256) that the fits of this variant's artifacts read."""
         files: dict[str, str] = {}
-        for index, (name, _params) in enumerate(self.spec.resolved()):
-            if WRAPPERS.get(name).fitter is not None:
-                files.update(read_sidecar(self._artifact(index, self._interventions[index]))["data"]["files"])
+        for name, params in self.spec.resolved():
+            fitter = WRAPPERS.get(name).fitter
+            if fitter is None:
+                continue
+            if params[ARTIFACT_PARAM] is not None:  # known without fitting, so a refusal costs no fit
+                files.update(read_sidecar(Path(params[ARTIFACT_PARAM]))["data"]["files"])
+            else:
+                files.update(fitter.files(params))
         return files
 
 
