@@ -48,5 +48,27 @@ def env(monkeypatch, tmp_path, data_dir, models_dir) -> dict[str, str]:
     return {**os.environ, **values}
 
 
+@pytest.fixture
+def embedded_default(monkeypatch, tmp_path, data_dir, models_dir):
+    """A fresh cache whose models/ is the user's when it holds the embedded default converted (no
+    20 s conversion), else the session's; the embedded default, converted."""
+    from harness._paths import cache_dir
+    from harness.models import resolve_model
+    from harness.models.loading import ensure_float_folder
+
+    user_models = cache_dir() / "models"
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    resolved = resolve_model("smollm2-135m-instruct")
+    name = f"gguf-{resolved.weights_sha256[:16]}"
+    linked = user_models if (user_models / name / "config.json").is_file() else models_dir
+    (cache / "models").symlink_to(linked, target_is_directory=True)
+    ensure_float_folder(resolved)
+    return resolved
+
+
 def run_cli(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*HARNESS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=900)

@@ -177,26 +177,6 @@ def test_static_exit_at_full_depth_is_the_base():
         assert torch.equal(model(ids).logits, base(ids).logits)
 
 
-@pytest.fixture
-def embedded_default(monkeypatch, tmp_path, data_dir, models_dir):
-    """The embedded default's resolved model, loading from the user's converted copy when it has
-    one (no 20 s conversion), else from the session's."""
-    from harness._paths import cache_dir
-    from harness.models import resolve_model
-
-    user_models = cache_dir() / "models"
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
-    monkeypatch.setenv("HARNESS_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    resolved = resolve_model(BASE)
-    name = f"gguf-{resolved.weights_sha256[:16]}"
-    linked = user_models if (user_models / name / "config.json").is_file() else models_dir
-    (cache / "models").symlink_to(linked, target_is_directory=True)
-    return resolved
-
-
 def test_static_exit_on_the_embedded_default(embedded_default):
     from harness.models import load_model
     from harness.variant import Variant

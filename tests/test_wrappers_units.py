@@ -273,28 +273,6 @@ def test_aura_refuses_projections_that_are_no_longer_float_linears(tmp_path):
 
 
 @pytest.fixture
-def embedded_default(monkeypatch, tmp_path, data_dir, models_dir):
-    """A fresh cache whose models/ is the user's when it holds the embedded default converted (no
-    20 s conversion), else the session's; the embedded default, converted."""
-    from harness._paths import cache_dir
-    from harness.models import resolve_model
-    from harness.models.loading import ensure_float_folder
-
-    user_models = cache_dir() / "models"
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
-    monkeypatch.setenv("HARNESS_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    resolved = resolve_model(BASE)
-    name = f"gguf-{resolved.weights_sha256[:16]}"
-    linked = user_models if (user_models / name / "config.json").is_file() else models_dir
-    (cache / "models").symlink_to(linked, target_is_directory=True)
-    ensure_float_folder(resolved)
-    return resolved
-
-
-@pytest.fixture
 def tiny_folder(tmp_path, embedded_default):
     """A two-layer random Llama saved as a folder, with the embedded default's tokenizer."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
