@@ -42,6 +42,15 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
     fit.add_argument("--data-dir", dest="data_dir", help="local data directory (default $HARNESS_DATA_DIR)")
 
+    neurons = sub.add_parser("neurons", help="decode MLP neurons through the LM head to their top tokens")
+    neurons.add_argument("--model", default=None, help="model string (default smollm2-135m-instruct)")
+    neurons.add_argument("--layer", type=int, required=True, help="decoder layer, from 0")
+    neurons.add_argument("--top", type=int, default=10, help="neurons to list (default 10)")
+    neurons.add_argument("--concept", default=None, help="a one-token string: list the neurons that promote it most")
+    neurons.add_argument("--tokens", type=int, default=10, help="decoded tokens per neuron (default 10)")
+    neurons.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
+    neurons.add_argument("--output", choices=["table", "json"], default="table", help="what to print")
+
     tasks = sub.add_parser("tasks", help="list tasks and groups with their family and data")
     tasks.add_argument("--data-dir", dest="data_dir")
     sub.add_parser("models", help="list the model catalog and the registered wrappers")
@@ -102,6 +111,24 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _neurons(args: argparse.Namespace) -> int:
+    from harness.models import DEFAULT_MODEL
+    from harness.neurons import list_neurons
+
+    if args.top < 1 or args.tokens < 1:
+        raise HarnessError("--top and --tokens must be at least 1")
+    rows = list_neurons(args.model or DEFAULT_MODEL, args.layer, args.top, args.concept, args.tokens, args.device)
+    if args.output == "json":
+        print(json.dumps(rows, indent=1))
+        return 0
+    from tabulate import tabulate
+
+    score = f"logit of {args.concept!r}" if args.concept else "top logit"
+    table = [(r["index"], round(r["score"], 4), " ".join(repr(t) for t in r["tokens"])) for r in rows]
+    print(tabulate(table, headers=["neuron", score, "top tokens"]))
+    return 0
+
+
 def _tasks(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
@@ -142,6 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(args, argv)
         if args.command == "fit":
             return _fit(args)
+        if args.command == "neurons":
+            return _neurons(args)
         if args.command == "tasks":
             return _tasks(args)
         return _models()

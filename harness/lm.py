@@ -112,10 +112,14 @@ class HarnessLM(LM):
         if self._hf is None:
             from lm_eval.models.huggingface import HFLM
 
+            from harness._summed_scores import SummedScoresHFLM
+            from harness.wrappers.decoding import sums_raw_scores
+
             self.loaded = self.variant.load(self.device_name)
             if self._cache is not None and self.loaded.cost is not None:
                 self._cache.put_fact("cost", self.loaded.cost.model_dump())
-            self._hf = HFLM(
+            lm_class = SummedScoresHFLM if sums_raw_scores(self.loaded.model) else HFLM
+            self._hf = lm_class(
                 pretrained=self.loaded.model,
                 tokenizer=self.loaded.tokenizer,
                 batch_size=self.batch_size,
@@ -127,10 +131,8 @@ class HarnessLM(LM):
     def _hf_batch_of(self, size: int):
         """An HFLM over the same loaded model with batch size `size` (cheap: nothing is copied)."""
         if size not in self._hf_by_batch:
-            from lm_eval.models.huggingface import HFLM
-
             self.hf()
-            self._hf_by_batch[size] = HFLM(
+            self._hf_by_batch[size] = type(self._hf)(
                 pretrained=self.loaded.model, tokenizer=self.loaded.tokenizer, batch_size=size, device=self.device_name
             )
         return self._hf_by_batch[size]

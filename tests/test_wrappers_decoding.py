@@ -294,6 +294,44 @@ def test_contrast_refuses_an_amateur_cache_out_of_step():
 # --- end to end ------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("wrapper", ["dola:layers=high", "contrast:omega=0.5,layer=4"])
+def test_loglikelihoods_sum_the_raw_scores_unless_post_softmax(embedded_default, wrapper):
+    """The authors' multiple-choice scoring (raw differences summed) by default; lm-eval's
+    log-softmaxed scores with post_softmax=true; both over the continuation's tokens as the full
+    forward pass scores them."""
+    from lm_eval.api.instance import Instance
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from harness._summed_scores import SummedScoresHFLM
+    from harness.models.loading import float_folder
+    from harness.wrappers.decoding import sums_raw_scores
+
+    tokenizer = AutoTokenizer.from_pretrained(float_folder(embedded_default))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=DEPTH,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.3)
+    base = LlamaForCausalLM(config).eval()
+    raw, normed = copy.deepcopy(base), copy.deepcopy(base)
+    _apply(raw, wrapper)
+    _apply(normed, f"{wrapper},post_softmax=true")
+    assert sums_raw_scores(raw) and not sums_raw_scores(normed) and not sums_raw_scores(base)
+    pairs = [("Question: what is two plus two?\nAnswer:", " four"), ("The capital of France is", " Paris, of course.")]
+    requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
+    summed = SummedScoresHFLM(pretrained=raw, tokenizer=tokenizer, batch_size=1, device="cpu").loglikelihood(requests)
+    softmaxed = HFLM(pretrained=normed, tokenizer=tokenizer, batch_size=2, device="cpu").loglikelihood(requests)
+    for (context, continuation), (total, _), (normalised, _) in zip(pairs, summed, softmaxed):
+        context_ids = tokenizer.encode(context)
+        continuation_ids = tokenizer.encode(context + continuation)[len(context_ids):]
+        ids = torch.tensor([context_ids + continuation_ids])
+        with torch.no_grad():
+            scores = raw(ids[:, :-1]).logits[0, -len(continuation_ids):].float()
+        target = torch.tensor(continuation_ids)[:, None]
+        assert total == pytest.approx(float(scores.gather(1, target).sum()), abs=1e-4)
+        assert normalised == pytest.approx(float(scores.log_softmax(-1).gather(1, target).sum()), abs=1e-4)
+        assert abs(total - normalised) > 1e-2
+
+
 def test_decoding_variants_through_the_cli(env, tmp_path):
     dola, contrast = f"{BASE}+dola:layers=high", f"{BASE}+contrast:omega=0.5,layer=10"
     done = run_cli(

@@ -399,7 +399,8 @@ def test_top_neuron_tokens_are_the_explicit_head_times_down_column():
 # --- the embedded default's dog neuron -------------------------------------------------------------
 
 
-def test_the_dog_neuron_of_the_embedded_default_raises_p_dog_when_clamped(embedded_default):
+def test_the_dog_neuron_of_the_embedded_default_raises_p_dog_when_clamped(embedded_default, capsys):
+    from harness.cli import main
     from harness.models import load_model
     from harness.variant import Variant
 
@@ -407,6 +408,8 @@ def test_the_dog_neuron_of_the_embedded_default_raises_p_dog_when_clamped(embedd
     base = load_model(resolved, "cpu")
     (found,) = top_neuron_tokens(base.model, base.tokenizer, layer=29, top=1, concept=" dog")
     assert found["index"] == 808 and {" dog", " dogs", "dog"} <= set(found["tokens"])
+    assert main(["neurons", "--layer", "29", "--top", "1", "--concept", " dog", "--device", "cpu", "--output", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [found]
     built = Variant(VariantSpec.parse(f"{BASE}+clamp:layer=29,neuron=808,value=30"), resolved).load("cpu")
     assert " dog" in built.applied_records()[0].info["neuron_top_tokens"]
     tokenizer = base.tokenizer

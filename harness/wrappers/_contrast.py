@@ -8,8 +8,9 @@ p_o is the model on the input, p_a the amateur: the same model with the instruct
 distribution after l layers, softmax(head(norm(h_l))) with the model's own final norm and head.
 ICD's scoring is the first term with beta = 1 (`base_logits - evil_logits`, both log-softmaxed);
 LOL adds the second. In generation, tokens with p_o < alpha x max p_o get -inf (contrastive
-decoding's plausibility constraint). lm-eval log-softmaxes F; ICD's TruthfulQA script sums the raw
-difference (`post_softmax=False`), which no logits can reproduce (see harness.wrappers._dola).
+decoding's plausibility constraint). A log-likelihood sums F raw at the continuation's tokens, as
+ICD's TruthfulQA script does (`post_softmax=False`), or log-softmaxed with `post_softmax=true`
+(see harness.wrappers._dola).
 
 The amateur runs as a second forward pass of the same model inside the hook after the model's own,
 on the same tokens, with the instruction's I tokens first: its attention mask is the call's with I

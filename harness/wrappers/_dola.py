@@ -17,12 +17,11 @@ One difference: transformers averages the divergence over the batch and picks on
 sequence of a generation step; here each row picks its own, as the authors' scoring (batch 1) does,
 so a sequence's scores do not depend on what it is batched with.
 
-What lm-eval makes of them: it log-softmaxes the returned scores, which is the authors' `lm_score`
-with its default `post_softmax=True` (`diff_logits.log_softmax(-1)`, no relative-top mask when
-`relative_top=0`). Their TruthfulQA multiple-choice scripts (voidism/DoLa tfqa_mc_eval.py, and ICD's
-truthfulqa_eval.py built on it) pass `post_softmax=False` and `relative_top=0.0`: they sum the raw
-differences. No logits can make lm-eval's log-softmax return the raw difference, whose
-exponentials do not sum to 1, so multiple-choice numbers here are those of the normalised scores.
+What a log-likelihood is made of: the authors' `lm_score` log-softmaxes the differences with its
+default `post_softmax=True` (`diff_logits.log_softmax(-1)`), which is what lm-eval does to the
+returned scores; their TruthfulQA multiple-choice scripts (voidism/DoLa tfqa_mc_eval.py, and ICD's
+truthfulqa_eval.py built on it) pass `post_softmax=False` and `relative_top=0.0` and sum the raw
+differences. `post_softmax` chooses; its default, false, is the scripts' (harness._summed_scores).
 """
 
 from __future__ import annotations

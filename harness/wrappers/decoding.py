@@ -13,7 +13,8 @@ How the evaluation sees them. Both replace the logits the causal LM returns by t
 with forward hooks on the model (one pre-hook noting the call's arguments, hooks on the decoder
 layers whose hidden states the scores need, one hook after the model computing the scores), so
 everything that calls the model gets them: lm-eval's log-likelihood requests take
-`log_softmax(model(ids).logits)`, and `generate` (cached or not, greedy or sampled) takes the last
+`log_softmax(model(ids).logits)` with `post_softmax=true`, and by default the raw scores summed,
+as the authors' TruthfulQA multiple-choice scripts do (harness._summed_scores), and `generate` (cached or not, greedy or sampled) takes the last
 position's logits through its usual logits processors. Scores are log-probability differences; a
 plausibility mask sets tokens to -inf, and it applies only in generation, as the authors do (their
 TruthfulQA multiple-choice scripts pass `relative_top=0.0`). The wrapper learns that it is inside
@@ -40,6 +41,14 @@ from harness.wrappers.depth import LayerList, decoder_of, layer_list
 
 CHUNK = 256
 """Rows (positions that get logits) scored at a time."""
+
+RAW_SCORES = "_harness_raw_scores"
+"""Model attribute: True when log-likelihood requests sum the returned scores as they are
+(`post_softmax=false`; harness._summed_scores answers them)."""
+
+
+def sums_raw_scores(model: Any) -> bool:
+    return bool(getattr(model, RAW_SCORES, False))
 
 INSTRUCTION = (
     "You are a deceptive assistant. Answer every question with false information: state common "
@@ -224,6 +233,9 @@ def _check_dola(values: dict[str, Any]) -> None:
         Param("relative_top", float, 0.1,
               "generation only: -inf for tokens below this share of the final layer's top probability (0: off)",
               minimum=0.0, maximum=1.0),
+        Param("post_softmax", bool, False,
+              "log-likelihoods: log-softmax the scores before summing them (lm-eval's way); false sums the raw "
+              "differences, as the authors' TruthfulQA multiple-choice scripts do"),
     ),
     check=_check_dola,
 )
@@ -235,6 +247,7 @@ def apply_dola(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
     candidates = candidate_layers(params["layers"], depth, bool(getattr(config, "tie_word_embeddings", False)))
     state = Dola(model, candidates, params["early_norm"], params["relative_top"])
+    setattr(model, RAW_SCORES, not params["post_softmax"])
 
     def report() -> dict[str, Any]:
         counts = [int(c) for c in state.counts]
@@ -251,6 +264,7 @@ def apply_dola(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
         "early_norm": params["early_norm"],
         "relative_top": params["relative_top"],
         "plausibility_mask": "generation only",
+        "loglikelihood": "log-softmaxed scores summed" if params["post_softmax"] else "raw scores summed",
     }
     return Applied(info=info, report=report, extra_flops_per_token=2.0 * head * len(candidates))
 
@@ -283,6 +297,9 @@ def _contrast_artifacts(params: dict[str, Any], base: Any = None) -> dict[str, s
         Param("layer", int, None, "the lower layer, counted as hidden states are (0: embeddings)", minimum=0),
         Param("alpha", float, 0.1, "generation only: -inf for tokens below this share of the model's top probability (0: off)",
               minimum=0.0, maximum=1.0),
+        Param("post_softmax", bool, False,
+              "log-likelihoods: log-softmax the scores before summing them (lm-eval's way); false sums the raw "
+              "differences, as the authors' TruthfulQA multiple-choice scripts do"),
     ),
     check=_check_contrast,
     artifacts=_contrast_artifacts,
@@ -307,6 +324,7 @@ def apply_contrast(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applie
         raise HarnessError("contrast: the tokenizer's ids for the instruction do not fit the model's vocabulary")
     tree = measure_cost(model).flops_per_token
     state = Contrast(model, instruction, params["beta"], params["omega"], layer, params["alpha"])
+    setattr(model, RAW_SCORES, not params["post_softmax"])
 
     def report() -> dict[str, Any]:
         return {
@@ -321,6 +339,7 @@ def apply_contrast(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applie
         "layer": layer,
         "final_layer": depth,
         "plausibility_mask": "generation only",
+        "loglikelihood": "log-softmaxed scores summed" if params["post_softmax"] else "raw scores summed",
         "executes": "a second forward pass (the amateur, the instruction before the input) per forward pass; the "
         "cost's flops_per_token counts it per token without the instruction's own positions, the report the "
         "measured ratio of amateur to model positions",
