@@ -79,12 +79,12 @@ class Variant:
         name, params = self.spec.resolved()[index]
         definition = WRAPPERS.get(name)
         model_identity = before.identity()
-        if params[ARTIFACT_PARAM] is not None:
-            given = Path(params[ARTIFACT_PARAM])
-            check_artifact(given, name, model_identity)
-            return given
         fitter = definition.fitter
         fit_params = fit_params_of(params, fitter.params)
+        if params[ARTIFACT_PARAM] is not None:
+            given = Path(params[ARTIFACT_PARAM])
+            check_artifact(given, name, model_identity, fit_params)
+            return given
         path = cached_artifact(name, fit_params, model_identity, fitter.files(params))
         if not path.is_file():
             from harness.lm import resolve_device

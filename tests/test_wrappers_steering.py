@@ -15,7 +15,7 @@ import torch
 from harness.errors import HarnessError
 from harness.spec import VariantSpec
 from harness.wrappers import WRAPPERS
-from harness.wrappers._fitting import FitData, Fitted, fit_params_of, header, write_artifact
+from harness.wrappers._fitting import FitData, Fitted, check_artifact, fit_params_of, header, write_artifact
 from harness.wrappers.steering import first_toxic_step
 
 BASE = "smollm2-135m-instruct"
@@ -211,10 +211,16 @@ def test_meandiff_refuses_a_layer_the_model_does_not_have(tmp_path):
         _apply(_tiny(), "meandiff:layer=6,c=1", tmp_path / "m.safetensors")
 
 
-def test_an_artifact_fitted_with_other_fit_parameters_is_refused(tmp_path):
-    _save(tmp_path / "m.safetensors", "meandiff:layer=3", {"direction": torch.zeros(HIDDEN)})
-    with pytest.raises(HarnessError, match=r"m.safetensors was fitted with layer=3 \(given 4\)"):
-        _apply(_tiny(), "meandiff:layer=4,c=1", tmp_path / "m.safetensors")
-    _save(tmp_path / "e.safetensors", "eigenshift:n=8", {})
-    with pytest.raises(HarnessError, match=r"e.safetensors was fitted with n=8 \(given 128\)"):
-        _apply(_tiny(), "eigenshift:k=1", tmp_path / "e.safetensors")
+@pytest.mark.parametrize("fitted,given,error", [
+    ("meandiff:layer=3", "meandiff:layer=4,c=1", r"m.safetensors was fitted with layer=3 \(given 4\)"),
+    ("eigenshift:n=8", "eigenshift:k=1", r"m.safetensors was fitted with n=8 \(given 128\)"),
+    ("aura:tokens=16", "aura:mode=damp,k=5", r"m.safetensors was fitted with tokens=16 \(given None\)"),
+])
+def test_an_artifact_fitted_with_other_fit_parameters_is_refused(tmp_path, fitted, given, error):
+    _save(tmp_path / "m.safetensors", fitted, {"x": torch.zeros(1)})
+    name, params = _resolved(given)
+    wanted = fit_params_of(params, WRAPPERS.get(name).fitter.params)
+    with pytest.raises(HarnessError, match=error):
+        check_artifact(tmp_path / "m.safetensors", name, "tiny", wanted)
+    _save(tmp_path / "m.safetensors", given, {"x": torch.zeros(1)})
+    check_artifact(tmp_path / "m.safetensors", name, "tiny", wanted)  # the same fit parameters pass

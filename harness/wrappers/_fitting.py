@@ -97,13 +97,19 @@ def header(wrapper: str, fit_params: dict[str, Any], model_identity: str) -> dic
     return {"wrapper": wrapper, "params": fit_params, "model_identity": model_identity, "version": VERSION}
 
 
-def check_artifact(path: Path, wrapper: str, model_identity: str) -> None:
-    """One line unless `path` is an artifact of `wrapper` fitted on the model `model_identity`."""
+def check_artifact(path: Path, wrapper: str, model_identity: str, fit_params: dict[str, Any]) -> None:
+    """One line unless `path` is an artifact of `wrapper` fitted on the model `model_identity` with
+    the fit parameters `fit_params` (an artifact fitted for layer 2 must not steer layer 15 under
+    layer=15's name)."""
     if not path.is_file():
         raise HarnessError(f"{wrapper}:artifact={path}: no such file")
     sidecar = read_sidecar(path)
     if sidecar.get("wrapper") != wrapper:
         raise HarnessError(f"{wrapper}:artifact={path} was fitted for {sidecar.get('wrapper')!r}, not {wrapper}")
+    fitted = sidecar.get("params") or {}
+    differ = [f"{k}={fitted.get(k)} (given {v})" for k, v in fit_params.items() if fitted.get(k) != v]
+    if differ:
+        raise HarnessError(f"{wrapper}:artifact={path} was fitted with {', '.join(differ)}; give the fit's parameters")
     if sidecar.get("model_identity") != model_identity:
         raise HarnessError(
             f"{wrapper}:artifact={path} was fitted on another model (identity {str(sidecar.get('model_identity'))[:12]},"

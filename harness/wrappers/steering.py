@@ -63,7 +63,7 @@ from harness.scorers import DEFAULT_SCORER, SCORERS
 from harness.toxicity import TOXIC_THRESHOLD
 from harness.wrappers import Applied, Fitter, Param, register_wrapper
 from harness.wrappers import _concept_data as concept
-from harness.wrappers._fitting import Fitted, fit_params_of, load_tensors, read_sidecar
+from harness.wrappers._fitting import Fitted, load_tensors, read_sidecar
 from harness.wrappers.depth import decoder_of
 
 FORMS = ("paper", "repo")
@@ -80,17 +80,10 @@ def _data_files(params: dict[str, Any]) -> dict[str, str]:
     return concept.fit_data().files
 
 
-def _artifact(params: dict[str, Any], wrapper: str, fit_names: tuple[str, ...]) -> tuple[dict, dict]:
-    """The artifact's tensors and fit facts, once its fit parameters are known to be the model
-    string's (an `artifact=FILE` fitted for layer 2 must not steer layer 15 under layer=15's name)."""
+def _artifact(params: dict[str, Any]) -> tuple[dict, dict]:
+    """The artifact's tensors and fit facts (harness.variant checked it against the model string)."""
     path = Path(params["artifact"])
-    sidecar = read_sidecar(path)
-    wanted = fit_params_of(params, fit_names)
-    if sidecar["params"] != wanted:
-        fitted = sidecar["params"]
-        differ = ", ".join(f"{k}={fitted.get(k)} (given {wanted[k]})" for k in wanted if fitted.get(k) != wanted[k])
-        raise HarnessError(f"{wrapper}:artifact={path} was fitted with {differ}; give the fit's parameters")
-    return load_tensors(path), sidecar["info"]
+    return load_tensors(path), read_sidecar(path)["info"]
 
 
 # --- model plumbing shared by both fits -----------------------------------------------------------
@@ -267,7 +260,7 @@ def fit_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Fitted
 def apply_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     import torch
 
-    tensors, fit_info = _artifact(params, "eigenshift", EIGENSHIFT_FIT)
+    tensors, fit_info = _artifact(params)
     vt, delta = tensors["vt"], tensors["delta"]
     head = model.get_output_embeddings()
     d = vt.shape[1]
@@ -359,7 +352,7 @@ def fit_meandiff(model: Any, tokenizer: Any, params: dict[str, Any]) -> Fitted:
 )
 def apply_meandiff(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     layer = _layer(model, params["layer"], "meandiff")
-    tensors, fit_info = _artifact(params, "meandiff", MEANDIFF_FIT)
+    tensors, fit_info = _artifact(params)
     direction = tensors["direction"]
     shift = (params["c"] * direction).to(device=next(layer.parameters()).device, dtype=next(layer.parameters()).dtype)
 
