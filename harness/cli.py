@@ -51,6 +51,30 @@ def _parser() -> argparse.ArgumentParser:
     neurons.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
     neurons.add_argument("--output", choices=["table", "json"], default="table", help="what to print")
 
+    compare = sub.add_parser("compare", help="paired comparison of each variant with its base, sweeps as curves, Pareto fronts")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders (or their record.json); a variant's base may be in another run")
+    compare.add_argument("--pareto", action="append", default=[], metavar="METRIC_A,METRIC_B", help="a Pareto front over TASK/METRIC or cost/NAME axes (repeatable)")
+    compare.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples (default 1000)")
+    compare.add_argument("--seed", type=int, default=1234, help="bootstrap seed (default 1234)")
+    compare.add_argument("--confidence", type=float, default=0.95, help="interval coverage (default 0.95)")
+    compare.add_argument("--subtasks", action="store_true", help="also show the tasks inside groups in the table")
+    compare.add_argument("--output", choices=["table", "json"], default="table", help="what to print")
+
+    report = sub.add_parser("report", help="write a run's reproducibility report (report.md, report.html)")
+    report.add_argument("run", metavar="RUN", help="run folder (or its record.json)")
+    report.add_argument("--out", help="folder for the two files (default: the run folder)")
+    report.add_argument("--pareto", action="append", default=[], metavar="METRIC_A,METRIC_B", help="fronts to draw (default: each headline metric against each cost that varies)")
+    report.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples (default 1000)")
+    report.add_argument("--seed", type=int, default=1234, help="bootstrap seed (default 1234)")
+
+    reproduce = sub.add_parser("reproduce", help="rerun a record's spec with an empty request cache and compare every number")
+    reproduce.add_argument("run", metavar="RUN", help="run folder (or its record.json)")
+    reproduce.add_argument("--batch-sizes", dest="batch_sizes", help="rerun at each of these batch sizes, e.g. 1,8 (default: the record's)")
+    reproduce.add_argument("--tolerance", type=float, default=0.0, help="largest absolute difference that matches (default 0: exact)")
+    reproduce.add_argument("--output-dir", dest="output_dir", help="where the reruns' records go (default: a new temporary folder)")
+    reproduce.add_argument("--data-dir", dest="data_dir", help="data directory (default: the record's, else $HARNESS_DATA_DIR)")
+    reproduce.add_argument("--output", choices=["table", "json"], default="table", help="what to print")
+
     tasks = sub.add_parser("tasks", help="list tasks and groups with their family and data")
     tasks.add_argument("--data-dir", dest="data_dir")
     sub.add_parser("models", help="list the model catalog and the registered wrappers")
@@ -161,6 +185,31 @@ def _models() -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from harness.compare import format_table, summarize, to_json
+
+    summary = summarize(args.runs, args.seed, args.resamples, args.confidence, args.pareto)
+    print(json.dumps(to_json(summary), indent=1) if args.output == "json" else format_table(summary, args.subtasks))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from harness.report import write_report
+
+    for path in write_report(args.run, args.out, args.seed, args.resamples, pareto=args.pareto):
+        print(path)
+    return 0
+
+
+def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.compare import to_json
+    from harness.reproduce import format_table, parse_batch_sizes, reproduce
+
+    result = reproduce(args.run, ["harness", *argv], parse_batch_sizes(args.batch_sizes), args.tolerance, args.output_dir, args.data_dir)
+    print(json.dumps({**to_json(result), "ok": result.ok}, indent=1, default=str) if args.output == "json" else format_table(result))
+    return 0 if result.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -173,6 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _neurons(args)
         if args.command == "tasks":
             return _tasks(args)
+        if args.command == "compare":
+            return _compare(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "reproduce":
+            return _reproduce(args, argv)
         return _models()
     except HarnessError as exc:
         print(f"harness: {exc}", file=sys.stderr)
