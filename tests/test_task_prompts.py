@@ -37,3 +37,15 @@ def test_mgsm_thousands_separators_leave_the_target():
     utils = _module(REPO / "tasks" / "multilingual" / "utils.py")
     row = utils.to_mgsm_row({"question": "How much?", "answer": "114,200"})
     assert row == {"question": "How much?", "answer": None, "answer_number": 114200, "equation_solution": None}
+
+
+def test_truthfulqa_mc2_equals_lm_eval_and_stays_defined_for_large_scores():
+    from lm_eval.tasks.truthfulqa.utils import process_results_mc2 as lm_eval_mc2
+
+    utils = _module(REPO / "tasks" / "truthfulqa" / "utils.py")
+    doc = {"mc2_targets": {"labels": [1, 1, 0, 0]}}
+    log_probs = [(-3.2, False), (-7.5, False), (-2.9, False), (-12.0, False)]
+    assert utils.process_results_mc2(doc, log_probs)["acc"] == pytest.approx(lm_eval_mc2(doc, log_probs)["acc"], rel=1e-12)
+    # Summed log-ratios (DoLa, contrast) reach the thousands: lm-eval's exp gives inf / inf.
+    shifted = [(score + 2000.0, greedy) for score, greedy in log_probs]
+    assert utils.process_results_mc2(doc, shifted)["acc"] == pytest.approx(lm_eval_mc2(doc, log_probs)["acc"], rel=1e-9)

@@ -85,11 +85,11 @@ def _left_padded() -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_parameters_are_checked_when_the_model_string_is_parsed():
     ((name, params),) = VariantSpec.parse(f"{BASE}+dola:layers=high").resolved()
-    assert name == "dola" and params == {"layers": "high", "early_norm": False, "relative_top": 0.1}
+    assert name == "dola" and params == {"layers": "high", "early_norm": False, "relative_top": 0.1, "post_softmax": False}
     ((_, params),) = VariantSpec.parse(f"{BASE}+dola:layers=6-8,2,4,early_norm=true").resolved()
     assert canonical_text(params["layers"]) == "2,4,6-8" and params["early_norm"] is True
     ((_, params),) = VariantSpec.parse(f"{BASE}+contrast").resolved()
-    assert params == {"amateur": "prompt", "beta": 1.0, "omega": 0.0, "layer": None, "alpha": 0.1}
+    assert params == {"amateur": "prompt", "beta": 1.0, "omega": 0.0, "layer": None, "alpha": 0.1, "post_softmax": False}
     ((_, params),) = VariantSpec.parse(f"{BASE}+contrast:omega=0.5,layer=4,beta=0.5").resolved()
     assert (params["omega"], params["layer"], params["beta"]) == (0.5, 4, 0.5)
 
