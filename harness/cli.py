@@ -75,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--data-dir", dest="data_dir", help="data directory (default: the record's, else $HARNESS_DATA_DIR)")
     reproduce.add_argument("--output", choices=["table", "json"], default="table", help="what to print")
 
+    export = sub.add_parser("export", help="write a run's results in a shared schema other tools read (every_eval_ever 0.2.0)")
+    export.add_argument("run", metavar="RUN", help="run folder (or its record.json)")
+    export.add_argument("--format", dest="fmt", default="every_eval_ever", help="every_eval_ever (the default and only one)")
+    export.add_argument("--out", required=True, help="folder for the files, one per variant and task")
+
     tasks = sub.add_parser("tasks", help="list tasks and groups with their family and data")
     tasks.add_argument("--data-dir", dest="data_dir")
     sub.add_parser("models", help="list the model catalog and the registered wrappers")
@@ -210,6 +215,14 @@ def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return 0 if result.ok else 1
 
 
+def _export(args: argparse.Namespace) -> int:
+    from harness.export import export_run
+
+    for path in export_run(args.run, args.out, args.fmt):
+        print(path)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -228,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "reproduce":
             return _reproduce(args, argv)
+        if args.command == "export":
+            return _export(args)
         return _models()
     except HarnessError as exc:
         print(f"harness: {exc}", file=sys.stderr)

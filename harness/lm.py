@@ -29,9 +29,11 @@ from tqdm import tqdm
 from harness._io import sha256_json
 from harness.cache import RequestCache
 from harness.errors import HarnessError
-from harness.models import DEFAULT_MODEL, resolve_model
+from harness.models import DEFAULT_MODEL, float_folder, resolve_model
 from harness.spec import VariantSpec
 from harness.variant import LoadedVariant, Variant
+from harness.vlm.images import images_of, keyable
+from harness.vlm.loading import is_vision_language, is_vision_language_model
 
 # Results are committed to the cache once per chunk of this many batches: log-likelihoods are cheap,
 # a generation can take seconds, so a killed run loses at most a few batches of either.
@@ -94,6 +96,9 @@ class HarnessLM(LM):
             spec = VariantSpec.parse(model)
             variant = Variant(spec, resolve_model(spec.base))
         self.variant = variant
+        # lm-eval sends image tasks only to a MULTIMODAL model: a language model refuses them in one line.
+        self.MULTIMODAL = True
+        self._sees_images = is_vision_language(float_folder(variant.base))
         self.batch_size = batch_size if batch_size not in (None, "") else 1
         self.max_batch_size = max_batch_size
         self.device_name = resolve_device(device, fall_back=cache is None)
@@ -118,7 +123,13 @@ class HarnessLM(LM):
             self.loaded = self.variant.load(self.device_name)
             if self._cache is not None and self.loaded.cost is not None:
                 self._cache.put_fact("cost", self.loaded.cost.model_dump())
-            lm_class = SummedScoresHFLM if sums_raw_scores(self.loaded.model) else HFLM
+            lm_class = HFLM
+            if is_vision_language_model(self.loaded.model):
+                from harness.vlm.scorer import VLMScorer
+
+                lm_class = VLMScorer
+            elif sums_raw_scores(self.loaded.model):
+                lm_class = SummedScoresHFLM
             self._hf = lm_class(
                 pretrained=self.loaded.model,
                 tokenizer=self.loaded.tokenizer,
@@ -171,8 +182,8 @@ class HarnessLM(LM):
         def key_args(i: int) -> list[Any]:
             request = requests[i]
             if not _is_sampled(request):
-                return list(request.args)
-            return [*request.args, {"seed": self.seed, "samples": len(copies[id(request)]), "draw": draw[i]}]
+                return keyable(request.args)
+            return [*keyable(request.args), {"seed": self.seed, "samples": len(copies[id(request)]), "draw": draw[i]}]
 
         def compute(part: list[int]) -> list[str]:
             import torch
@@ -186,7 +197,7 @@ class HarnessLM(LM):
                 if i in answers:
                     continue
                 request, positions = requests[i], copies[id(requests[i])]
-                torch.manual_seed(sample_seed(self.seed, *request.args))
+                torch.manual_seed(sample_seed(self.seed, *request.args[:2]))  # context, settings (not images)
                 texts = self._hf_batch_of(len(positions)).generate_until([request] * len(positions), disable_tqdm=True)
                 answers.update(zip(positions, texts))
             return [answers[i] for i in part]
@@ -198,7 +209,7 @@ class HarnessLM(LM):
             requests,
             kind,
             lambda part: compute([requests[i] for i in part]),
-            lambda i: list(requests[i].args),
+            lambda i: keyable(requests[i].args),
             [[i] for i in range(len(requests))],
         )
 
@@ -213,6 +224,8 @@ class HarnessLM(LM):
         """Answer from the cache where possible; compute the rest task by task, chunk by chunk.
         `units` are the index groups computed together (one prompt's samples); a unit with any
         answer missing is computed whole."""
+        if not self._sees_images and (task := next((r.task_name for r in requests if images_of(r.args)), None)):
+            raise HarnessError(f"task {task} shows images: {self.variant.spec.model} is not a vision-language model")
         keys: list[str | None] = [None] * len(requests)
         found: dict[str, Any] = {}
         if self._cache is not None:

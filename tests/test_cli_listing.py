@@ -7,11 +7,13 @@ def test_tasks_lists_every_family_with_its_data(env):
     rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[2:] if line.strip() and not line.startswith("data directory")}
     tasks = {name: row for name, row in rows.items() if row[0] == "task"}
     families = {row[1] for row in tasks.values()}
-    assert families == {"arithmetic", "truthfulqa", "mmlu", "multilingual", "toxicity", "perplexity"}
+    assert families == {"arithmetic", "truthfulqa", "mmlu", "multilingual", "toxicity", "perplexity", "vqa"}
     counts = {family: sum(row[1] == family for row in tasks.values()) for family in families}
-    assert counts == {"arithmetic": 10, "truthfulqa": 3, "mmlu": 57, "multilingual": 22, "toxicity": 18, "perplexity": 1}
+    assert counts == {"arithmetic": 10, "truthfulqa": 3, "mmlu": 57, "multilingual": 22, "toxicity": 18, "perplexity": 1, "vqa": 13}
+    # VQAv2 has no copy in the data directory: it names its hub dataset.
+    assert tasks.pop("vqav2")[2:] == ["hub:lmms-lab/VQAv2", "hub"]
     assert all(row[2:] == ["data_dir", "yes"] for row in tasks.values())
-    for group in ("arithmetic", "truthfulqa", "mmlu", "mmlu_stem", "xcopa", "mgsm_direct", "multilingual", "realtoxicityprompts", "toxigen_gen"):
+    for group in ("easy_vqa", "easy_vqa_mc", "easy_vqa_noimage", "arithmetic", "truthfulqa", "mmlu", "mmlu_stem", "xcopa", "mgsm_direct", "multilingual", "realtoxicityprompts", "toxigen_gen"):
         assert rows[group][0] == "group"
 
 

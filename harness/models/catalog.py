@@ -33,9 +33,17 @@ class HubRepo:
 
 
 @dataclass(frozen=True)
+class BuiltVLM:
+    """A vision-language model that harness trains from a named recipe (harness.vlm.recipe) on
+    first use and keeps in the cache (works offline)."""
+
+    recipe: str
+
+
+@dataclass(frozen=True)
 class CatalogEntry:
     name: str
-    source: PackagedGGUF | ChunkedGGUF | HubRepo
+    source: PackagedGGUF | ChunkedGGUF | HubRepo | BuiltVLM
     description: str
     license: str
 
@@ -86,5 +94,14 @@ _add(
         source=HubRepo("HuggingFaceTB/SmolLM2-360M-Instruct"),
         description="SmolLM2-360M-Instruct from the Hugging Face hub",
         license="Apache-2.0",
+    )
+)
+_add(
+    CatalogEntry(
+        name="llava-smollm2-easyvqa",
+        source=BuiltVLM(recipe="llava-smollm2-easyvqa"),
+        description="offline VLM: a small image encoder and LLaVA projector trained on easy-VQA's train split "
+        "in front of the embedded default (frozen); built on first use (minutes)",
+        license="Apache-2.0 (language model); easy-VQA data MIT",
     )
 )

@@ -17,12 +17,13 @@ from typing import Any
 from harness._io import publish_dir
 from harness._paths import cache_dir
 from harness.models.sources import ResolvedModel
+from harness.vlm.loading import is_vision_language, load_vision_language
 
 
 @dataclass
 class LoadedModel:
     model: Any
-    """A transformers causal LM in eval mode."""
+    """A transformers causal LM (or image-text-to-text model) in eval mode."""
     tokenizer: Any
     folder: Path
     """The Hugging Face folder the weights were read from (for a GGUF: the cached float copy)."""
@@ -74,6 +75,9 @@ def load_model(resolved: ResolvedModel, device: str) -> LoadedModel:
     start = time.perf_counter()
     converted = ensure_float_folder(resolved)
     folder = float_folder(resolved)
+    if is_vision_language(folder):  # an image-text-to-text model: its processor holds the tokenizer
+        model, processor = load_vision_language(folder, device)
+        return LoadedModel(model, processor.tokenizer, folder, time.perf_counter() - start, converted)
     model = AutoModelForCausalLM.from_pretrained(
         folder, dtype=torch.float32, trust_remote_code=False, use_safetensors=True
     )

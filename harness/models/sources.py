@@ -17,7 +17,7 @@ from harness._io import sha256_file, sha256_json
 from harness._registry import did_you_mean
 from harness.errors import HarnessError
 from harness._paths import cache_dir
-from harness.models.catalog import CATALOG, ChunkedGGUF, HubRepo, PackagedGGUF
+from harness.models.catalog import CATALOG, BuiltVLM, ChunkedGGUF, HubRepo, PackagedGGUF
 
 HUB_PREFIX = "hf:"
 # Weights are read from safetensors or GGUF only: pickled .bin checkpoints can run code.
@@ -64,6 +64,8 @@ def resolve_model(name: str) -> ResolvedModel:
             return _packaged_gguf(name, source)
         if isinstance(source, ChunkedGGUF):
             return _chunked_gguf(name, source)
+        if isinstance(source, BuiltVLM):
+            return _built_vlm(name, source)
         return _hub(name, source)
     if name.startswith(HUB_PREFIX):
         repo, _, revision = name[len(HUB_PREFIX) :].partition("@")
@@ -92,6 +94,14 @@ def _chunked_gguf(name: str, source: ChunkedGGUF) -> ResolvedModel:
         raise HarnessError(f"model {name!r} needs the package {source.package!r}: {source.install}") from None
     path = Path(package.assemble(cache_dir() / "gguf" / package.MODEL_NAME))
     return ResolvedModel(name, "gguf", path, f"package:{source.package}", sha256_file(path))
+
+
+def _built_vlm(name: str, source: BuiltVLM) -> ResolvedModel:
+    from harness.vlm.build import ensure_built
+    from harness.vlm.recipe import RECIPES
+
+    folder = ensure_built(RECIPES[source.recipe])  # trains it first if it is not in the cache
+    return _folder(name, folder, f"built:{folder.name}")
 
 
 def _hub(name: str, source: HubRepo) -> ResolvedModel:
