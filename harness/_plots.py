@@ -61,8 +61,17 @@ def sweep_png(sweep: Sweep) -> bytes:
         numeric = all(p.x is not None for p in curve.points)
         xs = [p.x if numeric else i for i, p in enumerate(curve.points)]
         ys = [p.y for p in curve.points]
-        errors = [p.stderr or 0.0 for p in curve.points]
-        axis.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=f"{sweep.wrapper} variants (± stderr)")
+        # A variant without a number (nan, missing) keeps its tick but gets no marker.
+        shown = [(x, p) for x, p in zip(xs, curve.points, strict=True) if p.y is not None and math.isfinite(p.y)]
+        if shown:
+            axis.errorbar(
+                [x for x, _ in shown],
+                [p.y for _, p in shown],
+                yerr=[p.stderr if p.stderr is not None and math.isfinite(p.stderr) else 0.0 for _, p in shown],
+                marker="o",
+                capsize=3,
+                label=f"{sweep.wrapper} variants (± stderr)",
+            )
         if curve.base_value is not None:
             axis.axhline(curve.base_value, color="grey", linestyle="--", label=f"base ({sweep.base_model})")
         if not numeric:

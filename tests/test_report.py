@@ -117,3 +117,20 @@ def test_reports_hold_no_sample_text(tmp_path):
         text = path.read_text()
         assert continuations and not any(c in text for c in continuations)
         assert "rtp_challenging" in text
+
+
+def test_a_sweep_with_a_variant_without_a_number_still_plots():
+    """A metric can be nan (a score that overflowed) or missing: its variant keeps its tick."""
+    from PIL import Image
+
+    from harness import _plots
+    from harness._curves import Curve, CurvePoint, Sweep, SweepPoint
+
+    points = (CurvePoint("high", None, float("nan"), None), CurvePoint("low", None, None, None), CurvePoint("2-4", None, 0.4, 0.07))
+    sweep = Sweep(
+        run="r", base="b" * 64, base_model="tiny", wrapper="dola", parameter="layers", fixed=(),
+        points=tuple(SweepPoint(str(i), f"tiny+dola:layers={p.value}", p.value, None) for i, p in enumerate(points)),
+        curves=(Curve("truthfulqa_mc2", "acc", True, 0.5, points),),
+    )
+    image = Image.open(io.BytesIO(_plots.sweep_png(sweep)))
+    assert image.format == "PNG" and image.width > 300
