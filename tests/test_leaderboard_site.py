@@ -301,3 +301,27 @@ def test_the_site_refuses_to_replace_a_folder_it_did_not_make(tmp_path, capsys):
     assert (tmp_path / "keep" / "mine.txt").read_text() == "mine"
     assert main(["leaderboard", "site", "--leaderboard", str(tmp_path / "none"), "--out", str(tmp_path / "s")]) == 2
     assert "holds no releases" in capsys.readouterr().err
+
+
+def test_sweep_and_pareto_plots_draw_the_release_numbers(page):
+    from harness._curves import COSTS, pareto_front
+
+    column = _column_with_most_cells(LATEST)
+    assert page.locator("#measure").input_value() == column.id
+    rows = {r.identity: r for r in LATEST.rows}
+    index, sweep = next((i, s) for i, s in enumerate(LATEST.sweeps) if s.wrapper == "exit")
+    page.select_option("#sweep", str(index))
+    with_values = [p for p in sweep.points if column.id in rows[p.variant].cells]
+    drawn = page.eval_on_selector_all("#sweep-plot circle", "cs => cs.map(c => c.dataset.identity)")
+    assert drawn == [p.variant for p in with_values] and len(drawn) >= 2
+
+    page.select_option("#cost", "gflops_per_token")
+    base = rows[sweep.base]
+    members = [r for r in LATEST.rows if r.base == base.identity and r.cost and column.id in r.cells]
+    flags = pareto_front([(COSTS["gflops_per_token"][1](r.cost), r.cells[column.id].value) for r in members],
+                         False, column.higher_is_better is not False)
+    figure = page.locator("#front-plots figure", has_text=f"Pareto front of {base.model}:")
+    front = figure.locator("circle.front").evaluate_all("cs => cs.map(c => c.dataset.identity)")
+    assert sorted(front) == sorted(r.identity for r, on in zip(members, flags) if on) and front
+    assert figure.locator("circle").count() == len(members)
+    assert figure.locator("svg").get_attribute("role") == "img"

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from harness import _curves
 from harness._io import sha256_json, sha256_text
 from harness._runs import Run, load_run, read_rows
 from harness.compare import MetricComparison, TaskComparison, _output_of, compare
@@ -26,6 +27,8 @@ from harness.leaderboard._schema import (
     Normalisation,
     Row,
     RunRef,
+    Sweep,
+    SweepPoint,
 )
 from harness.records import InterventionRecord, TaskResult, VariantRecord
 
@@ -184,6 +187,20 @@ def _run_ref(run: Run, root: Path) -> RunRef:
     )
 
 
+def _sweeps(runs: Sequence[Run]) -> tuple[Sweep, ...]:
+    found: dict[str, Sweep] = {}
+    for run in runs:
+        for sweep in _curves.sweeps(run):
+            made = Sweep(
+                run=sweep.run, base=sweep.base, base_model=sweep.base_model, wrapper=sweep.wrapper,
+                parameter=sweep.parameter, fixed=sweep.fixed,
+                points=tuple(SweepPoint(variant=p.variant, value=p.value, x=p.x) for p in sweep.points),
+            )
+            # the same sweep in a later run replaces the earlier one
+            found[sha256_json(made.model_dump(mode="json", exclude={"run"}))] = made
+    return tuple(found.values())
+
+
 def build_content(
     runs: Sequence[Run], root: Path, normalise: bool, settings: Comparison
 ) -> dict[str, Any]:
@@ -230,4 +247,5 @@ def build_content(
         "columns": tuple(ordered),
         "rows": _rows(variants, runs_of, cells),
         "unpaired": tuple(sorted(set(comparison.unpaired))),
+        "sweeps": _sweeps(runs),
     }

@@ -100,6 +100,28 @@ class Row(_Frozen):
     """Column id -> cell."""
 
 
+class SweepPoint(_Frozen):
+    variant: str
+    """The variant's identity (its row)."""
+    value: str
+    """The swept parameter's value, as in the model string."""
+    x: float | None
+    """The value as a number; None when the parameter is not numeric."""
+
+
+class Sweep(_Frozen):
+    """Variants of one base that differ in one wrapper parameter only (harness._curves.sweeps)."""
+
+    run: str
+    base: str
+    base_model: str
+    wrapper: str
+    parameter: str
+    fixed: tuple[tuple[str, str], ...]
+    """The other parameters that vary among the run's variants, at the values this sweep holds."""
+    points: tuple[SweepPoint, ...]
+
+
 class RunRef(_Frozen):
     run_id: str
     created_at: str
@@ -165,4 +187,6 @@ class Release(_Frozen):
     """Grouped by base: each base, then its variants."""
     unpaired: tuple[str, ...]
     """Variants whose base no run holds (shown without differences)."""
+    sweeps: tuple[Sweep, ...] = ()
+    """For the site's sweep plots; values come from the rows' cells."""
     changelog: Changelog

@@ -5,7 +5,15 @@
   const DATA = JSON.parse(document.getElementById("releases").textContent);
   const RELEASES = DATA.releases; // newest first
   const HEX = /^[0-9a-f]{64}$/;
-  const state = { release: 0, view: "value", wrapper: "", family: "", subtasks: false, normalised: false, sort: null };
+  const state = { release: 0, view: "value", wrapper: "", family: "", subtasks: false, normalised: false, sort: null,
+    measure: "", sweep: 0, cost: "weight_mb" };
+  const SVG = "http://www.w3.org/2000/svg";
+  let plotCount = 0;
+  const COSTS = {
+    weight_mb: ["weight (MB)", (c) => c.weight_bytes / 1e6],
+    gflops_per_token: ["forward GFLOPs per token", (c) => c.flops_per_token / 1e9],
+    bits_per_parameter: ["stored bits per parameter", (c) => (8 * c.weight_bytes) / c.parameters],
+  };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, attrs, ...children) {
@@ -46,8 +54,8 @@
     return parts.join(" · ");
   }
 
-  function visibleColumns() {
-    const rows = release().rows;
+  function visibleColumns(shown) {
+    const rows = shown.flatMap((g) => (g.base ? [g.base] : []).concat(g.variants));
     return release().columns.filter((c) =>
       (state.subtasks || c.headline) && (!state.family || c.family === state.family) && rows.some((r) => c.id in r.cells));
   }
@@ -221,15 +229,16 @@
     const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.sort : undefined;
     controls();
     const r = release();
-    const columns = visibleColumns();
     const list = sorted(groups());
+    const columns = visibleColumns(list);
     const table = $("board");
     table.tHead.replaceChildren(header(columns));
     for (const old of [...table.tBodies]) old.remove();
     for (const group of list) table.appendChild(body(group, columns));
     const variants = list.reduce((n, g) => n + g.variants.length, 0);
     $("board-caption").textContent = `Release v${r.version}: ${state.view === "difference" ? "difference of each variant from its base" : state.normalised ? "normalised scores" : "values"}`;
-    $("summary").textContent = `${list.length} bases with ${variants} variants; ${columns.length} of ${r.columns.length} columns shown.`;
+    const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+    $("summary").textContent = `${plural(list.length, "base")} with ${plural(variants, "variant")}; ${columns.length} of ${plural(r.columns.length, "column")} shown.`;
     const note = $("normalisation-note");
     note.hidden = !state.normalised;
     note.textContent = state.normalised && r.normalisation ? `Normalised scores: ${r.normalisation.method}.` : "";
@@ -237,11 +246,131 @@
       ? `Variant − base on the same documents, with the ${Math.round(r.comparison.confidence * 100)}% paired bootstrap interval (${r.comparison.resamples} resamples). ▲ better, ▼ worse than the base when the interval excludes 0; base rows show the base's value.`
       : "Value and its standard error (lm-eval's). Hover a cell for the run it comes from.";
     changelog();
+    plots();
     if (focused) {
       const again = document.querySelector(`button.sort[data-sort="${CSS.escape(focused)}"]`);
       if (again) again.focus();
     }
     history.replaceState(null, "", `#release=v${r.version}`);
+  }
+
+  // Plots: inline SVG drawn from the release's cells; labels are text nodes like everything else.
+  function svg(tag, attrs, ...children) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+    for (const child of children.flat()) {
+      if (child !== null && child !== undefined) node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+    return node;
+  }
+
+  function chart(title, xLabel, yLabel, points, options) {
+    // points: [{x, y, err, label, front}]; options: {line, baseline, frontLine, categories}
+    const W = 560, H = 320, L = 64, R = 16, T = 16, B = 48;
+    const xs = points.map((p) => p.x), ys = points.flatMap((p) => [p.y - (p.err || 0), p.y + (p.err || 0)]);
+    if (options.baseline !== null && options.baseline !== undefined) ys.push(options.baseline);
+    const span = (lo, hi) => (hi > lo ? [lo, hi] : [lo - 1e-3 - Math.abs(lo) * 0.05, hi + 1e-3 + Math.abs(hi) * 0.05]);
+    let [x0, x1] = span(Math.min(...xs), Math.max(...xs));
+    let [y0, y1] = span(Math.min(...ys), Math.max(...ys));
+    const padX = (x1 - x0) * 0.06, padY = (y1 - y0) * 0.08;
+    x0 -= padX; x1 += padX; y0 -= padY; y1 += padY;
+    const sx = (x) => L + ((x - x0) / (x1 - x0)) * (W - L - R);
+    const sy = (y) => H - B - ((y - y0) / (y1 - y0)) * (H - T - B);
+    const id = `plot-${++plotCount}`;
+    const parts = [svg("title", { id: `${id}-t` }, title),
+      svg("desc", { id: `${id}-d` }, `${yLabel} against ${xLabel}: ` + points.map((p) => `${p.label} ${fmt(p.y)}`).join("; "))];
+    const tick = (v) => String(Number(v.toPrecision(3)));
+    for (let i = 0; i <= 4; i++) {
+      const y = y0 + ((y1 - y0) * i) / 4;
+      parts.push(svg("line", { class: "grid", x1: L, x2: W - R, y1: sy(y), y2: sy(y) }),
+        svg("text", { x: L - 6, y: sy(y) + 4, "text-anchor": "end" }, tick(y)));
+    }
+    // x ticks where the points are (a sweep's values), thinned when they would crowd
+    const ticks = new Map(points.map((p) => [p.x, p.category || tick(p.x)]));
+    let last = -Infinity;
+    for (const [x, label] of [...ticks].sort((a, b) => a[0] - b[0])) {
+      if (sx(x) - last < 36) continue;
+      last = sx(x);
+      parts.push(svg("text", { x: sx(x), y: H - B + 16, "text-anchor": "middle" }, label));
+    }
+    parts.push(svg("line", { class: "axis", x1: L, x2: W - R, y1: H - B, y2: H - B }),
+      svg("line", { class: "axis", x1: L, x2: L, y1: T, y2: H - B }),
+      svg("text", { x: (L + W - R) / 2, y: H - 10, "text-anchor": "middle" }, xLabel),
+      svg("text", { x: 14, y: (T + H - B) / 2, "text-anchor": "middle", transform: `rotate(-90 14 ${(T + H - B) / 2})` }, yLabel));
+    if (options.baseline !== null && options.baseline !== undefined) {
+      parts.push(svg("line", { class: "baseline", x1: L, x2: W - R, y1: sy(options.baseline), y2: sy(options.baseline) }));
+    }
+    const linked = options.line ? points : options.frontLine ? points.filter((p) => p.front) : [];
+    if (linked.length > 1) {
+      const ordered = [...linked].sort((a, b) => a.x - b.x);
+      parts.push(svg("polyline", { class: "series", points: ordered.map((p) => `${sx(p.x)},${sy(p.y)}`).join(" ") }));
+    }
+    for (const p of points) {
+      if (p.err) parts.push(svg("line", { class: "error", x1: sx(p.x), x2: sx(p.x), y1: sy(p.y - p.err), y2: sy(p.y + p.err) }));
+      parts.push(svg("circle", { class: p.front ? "point front" : "point", cx: sx(p.x), cy: sy(p.y), r: 4.5,
+        "data-identity": p.identity }, svg("title", {}, `${p.label}: ${fmt(p.y)}${p.err ? " ± " + fmt(p.err) : ""}`)));
+    }
+    const figure = el("figure", { class: "plot" });
+    figure.appendChild(svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-labelledby": `${id}-t ${id}-d` }, parts));
+    figure.appendChild(el("figcaption", {}, title));
+    const table = el("table", {}, el("tr", {}, el("th", { scope: "col" }, "variant"), el("th", { scope: "col" }, xLabel), el("th", { scope: "col" }, yLabel)),
+      points.map((p) => el("tr", {}, el("td", {}, p.label), el("td", { class: "num" }, p.category || fmt(p.x)), el("td", { class: "num" }, fmt(p.y)))));
+    figure.appendChild(el("details", {}, el("summary", {}, "The numbers"), table));
+    return figure;
+  }
+
+  function plots() {
+    const r = release();
+    const rows = new Map(r.rows.map((row) => [row.identity, row]));
+    const measures = r.columns.filter((c) => c.headline && r.rows.filter((row) => c.id in row.cells).length >= 2);
+    if (!measures.some((c) => c.id === state.measure)) {
+      const counts = (c) => r.rows.filter((row) => c.id in row.cells).length;
+      state.measure = measures.length ? [...measures].sort((a, b) => counts(b) - counts(a))[0].id : "";
+    }
+    fillSelect($("measure"), measures.map((c) => [c.id, `${columnLabel(c)} (${columnDetail(c)})`]), state.measure);
+    if (state.sweep >= r.sweeps.length) state.sweep = 0;
+    fillSelect($("sweep"), r.sweeps.map((s, i) => [String(i),
+      `${s.base_model}: ${s.wrapper} ${s.parameter}${s.fixed.length ? " at " + s.fixed.map(([k, v]) => `${k}=${v}`).join(", ") : ""}`]), String(state.sweep));
+    fillSelect($("cost"), Object.entries(COSTS).map(([key, [label]]) => [key, label]), state.cost);
+    const column = r.columns.find((c) => c.id === state.measure);
+    const yLabel = column ? `${columnLabel(column)}${column.higher_is_better === false ? " (lower is better)" : ""}` : "";
+    const sweepBox = $("sweep-plot"), frontBox = $("front-plots");
+    sweepBox.replaceChildren();
+    frontBox.replaceChildren();
+    if (!column) return;
+    const sweep = r.sweeps[state.sweep];
+    if (sweep) {
+      const numeric = sweep.points.every((p) => p.x !== null);
+      const points = sweep.points.map((p, i) => ({ p, i, cell: rows.has(p.variant) ? rows.get(p.variant).cells[column.id] : undefined }))
+        .filter(({ cell }) => cell && cell.value !== null)
+        .map(({ p, i, cell }) => ({ x: numeric ? p.x : i, y: cell.value, err: cell.stderr, label: rows.get(p.variant).model,
+          identity: p.variant, category: numeric ? null : p.value }));
+      const base = rows.get(sweep.base);
+      const baseline = base && base.cells[column.id] ? base.cells[column.id].value : null;
+      sweepBox.appendChild(points.length >= 2
+        ? chart(`Sweep of ${sweep.wrapper} ${sweep.parameter} on ${sweep.base_model}: ${yLabel} (± stderr; dashed: the base)`,
+          `${sweep.wrapper} ${sweep.parameter}`, yLabel, points, { line: true, baseline, categories: !numeric })
+        : el("p", { class: "note" }, "This sweep has no values of this measure."));
+    }
+    const [costLabel, costOf] = COSTS[state.cost];
+    let drawn = 0;
+    for (const group of groups()) {
+      const members = (group.base ? [group.base] : []).concat(group.variants)
+        .filter((row) => row.cost && row.cells[column.id] && row.cells[column.id].value !== null);
+      if (members.length < 2) continue;
+      const better = column.higher_is_better !== false;
+      const points = members.map((row) => ({ x: costOf(row.cost), y: row.cells[column.id].value, label: row.model, identity: row.identity }));
+      // on the front: no other point costs no more and scores no worse, and is strictly better in one
+      for (const p of points) {
+        p.front = !points.some((q) => q !== p && q.x <= p.x && (better ? q.y >= p.y : q.y <= p.y)
+          && (q.x < p.x || q.y !== p.y));
+      }
+      const baseModel = group.base ? group.base.model : group.variants[0].base_model;
+      frontBox.appendChild(chart(`Pareto front of ${baseModel}: ${yLabel} against ${costLabel} (filled: on the front)`,
+        costLabel, yLabel, points, { frontLine: true }));
+      drawn += 1;
+    }
+    if (!drawn) frontBox.appendChild(el("p", { class: "note" }, "No base has two variants with a cost and this measure."));
   }
 
   function fromHash() {
@@ -268,6 +397,9 @@
     state.sort = state.sort && state.sort.key === key ? { key, direction: flip[state.sort.direction] } : { key, direction: first };
     render();
   });
+  $("measure").addEventListener("change", (e) => { state.measure = e.target.value; plots(); });
+  $("sweep").addEventListener("change", (e) => { state.sweep = Number(e.target.value); plots(); });
+  $("cost").addEventListener("change", (e) => { state.cost = e.target.value; plots(); });
   window.addEventListener("hashchange", () => { fromHash(); render(); });
   fromHash();
   render();
