@@ -325,3 +325,32 @@ def test_sweep_and_pareto_plots_draw_the_release_numbers(page):
     assert sorted(front) == sorted(r.identity for r, on in zip(members, flags) if on) and front
     assert figure.locator("circle").count() == len(members)
     assert figure.locator("svg").get_attribute("role") == "img"
+
+
+def _luminance(rgb: str) -> float:
+    channels = [int(x) / 255 for x in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def test_text_contrast_meets_wcag_aa(page):
+    """Every kind of text on the page against its background, 4.5:1 or more (WCAG AA)."""
+    page.check("input[name=view][value=difference]")
+    page.check("#subtasks")
+    # the reference runs may hold no significant gain: style a sample of each verdict in a table cell
+    page.evaluate("""() => { const td = document.querySelector('#board tr.variant td');
+        for (const v of ['better', 'worse']) { const s = document.createElement('span');
+            s.className = 'difference ' + v; s.textContent = v; td.appendChild(s); } }""")
+    selectors = ["h1", "p.note", "#summary", "#board th[scope=row] a", "button.sort", "button.sort .detail", ".tag",
+                 ".difference.better", ".difference.worse", ".ci", ".value.reference", ".missing", "#board tr.base td",
+                 "#changelog summary", "#runs a", "label"]
+    for selector in selectors:
+        found = page.locator(selector).first
+        assert found.count() == 1, selector
+        colour, background = found.evaluate("""e => {
+            let b = e; let bg = getComputedStyle(b).backgroundColor;
+            while (bg === 'rgba(0, 0, 0, 0)' && b.parentElement) { b = b.parentElement; bg = getComputedStyle(b).backgroundColor; }
+            return [getComputedStyle(e).color, bg === 'rgba(0, 0, 0, 0)' ? 'rgb(255, 255, 255)' : bg];
+        }""")
+        light, dark = sorted((_luminance(colour), _luminance(background)), reverse=True)
+        assert (light + 0.05) / (dark + 0.05) >= 4.5, (selector, colour, background)

@@ -69,28 +69,40 @@ def _costs(row: Row) -> list[tuple[str, str]]:
     return [(label, number(get(row.cost))) for label, get in _curves.COSTS.values()]
 
 
-def _variant_context(release: Release, row: Row, root: Path, site: Path) -> dict[str, Any]:
-    page_dir = site / Path(variant_page(release.version, row.identity)).parent
-    rows = {r.identity: r for r in release.rows}
-    columns = {c.id: c for c in release.columns}
-    cells = [(columns[c], cell) for c, cell in row.cells.items()]
-    cells.sort(key=lambda pair: (not pair[0].headline, pair[0].family, pair[0].task, pair[0].metric))
-    return {
-        "release": release,
-        "row": row,
-        "base_row": rows.get(row.base) if row.base != row.identity else None,
-        "parent_row": rows.get(row.parent) if row.parent else None,
-        "variants": [r for r in release.rows if r.base == row.identity and r.identity != row.identity],
-        "intervention": json.dumps(row.intervention.model_dump(mode="json"), indent=2),
-        "applied": [(a.name, json.dumps(a.info, indent=1, sort_keys=True)) for a in row.applied],
-        "costs": _costs(row),
-        "cells": cells,
-        "reports": _report_links(release, root, page_dir),
-        "runs": {r.run_id: r for r in release.runs},
-        "confidence": f"{release.comparison.confidence:.0%}",
-        "home": href(site / "index.html", page_dir),
-        "assets": href(site / "assets", page_dir),
-    }
+class _ReleasePages:
+    """What every variant page of one release shares (they all live in one folder)."""
+
+    def __init__(self, release: Release, root: Path, site: Path) -> None:
+        self.release = release
+        self.folder = site / Path(variant_page(release.version, "x")).parent
+        self.rows = {r.identity: r for r in release.rows}
+        self.columns = {c.id: c for c in release.columns}
+        self.variants: dict[str, list[Row]] = {}
+        for r in release.rows:
+            if r.identity != r.base:
+                self.variants.setdefault(r.base, []).append(r)
+        self.shared = {
+            "release": release,
+            "reports": _report_links(release, root, self.folder),
+            "confidence": f"{release.comparison.confidence:.0%}",
+            "home": href(site / "index.html", self.folder),
+            "assets": href(site / "assets", self.folder),
+        }
+
+    def context(self, row: Row) -> dict[str, Any]:
+        cells = [(self.columns[c], cell) for c, cell in row.cells.items()]
+        cells.sort(key=lambda pair: (not pair[0].headline, pair[0].family, pair[0].task, pair[0].metric))
+        return {
+            **self.shared,
+            "row": row,
+            "base_row": self.rows.get(row.base) if row.base != row.identity else None,
+            "parent_row": self.rows.get(row.parent) if row.parent else None,
+            "variants": self.variants.get(row.identity, []) if row.base == row.identity else [],
+            "intervention": json.dumps(row.intervention.model_dump(mode="json"), indent=2),
+            "applied": [(a.name, json.dumps(a.info, indent=1, sort_keys=True)) for a in row.applied],
+            "costs": _costs(row),
+            "cells": cells,
+        }
 
 
 def render_site(root: Path, site: Path) -> dict[str, str]:
@@ -115,8 +127,9 @@ def render_site(root: Path, site: Path) -> dict[str, str]:
         files[f"assets/{asset.name}"] = asset.read_text(encoding="utf-8")
     page = env.get_template("variant.html.j2")
     for release in releases:
+        pages = _ReleasePages(release, root, site)
         for row in release.rows:
-            files[variant_page(release.version, row.identity)] = page.render(_variant_context(release, row, root, site))
+            files[variant_page(release.version, row.identity)] = page.render(pages.context(row))
     return files
 
 
