@@ -181,6 +181,11 @@ def test_normalised_scores_are_rescaled_to_the_random_baseline_and_labelled(tmp_
         cell = row.cells[columns[("quiz_a", "acc")].id]
         assert cell.normalised == pytest.approx(100 * max(0.0, (cell.value - 1 / 3) / (2 / 3)))
         assert row.cells[columns[("ppl", "word_perplexity")].id].normalised is None
+    # a per-document score that is not 0 or 1 (truthfulqa_mc2's probability mass) has no random baseline
+    for log in run.glob("samples/*/quiz_b.jsonl"):
+        log.write_text("".join(json.dumps({**row, "acc": 0.5}) + "\n" for row in map(json.loads, log.read_text().splitlines())))
+    graded = read_release(build_release([run], tmp_path / "graded", normalise=True).path)
+    assert [c.random_baseline for c in graded.columns if c.task == "quiz_b"] == [None]
     plain = read_release(build_release([run], tmp_path / "plain").path)
     assert all(cell.normalised is None for row in plain.rows for cell in row.cells.values())
 

@@ -207,6 +207,8 @@ def test_normalised_scores_are_labelled(page):
     assert LATEST.normalisation is not None
     page.check("#normalised")
     assert page.locator("#normalisation-note").inner_text() == f"Normalised scores: {LATEST.normalisation.method}."
+    headers = page.eval_on_selector_all("#board thead th[data-column]", "ths => ths.map(t => t.dataset.column)")
+    assert headers == [c.id for c in _headline(LATEST) if c.random_baseline is not None] and headers
     column = next(c for c in _headline(LATEST) if c.random_baseline is not None)
     row = next(r for r in LATEST.rows if column.id in r.cells)
     text = page.locator(f'#board tr[data-identity="{row.identity}"] td[data-column="{column.id}"]').inner_text()

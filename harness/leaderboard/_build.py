@@ -35,7 +35,7 @@ from harness.records import InterventionRecord, TaskResult, VariantRecord
 NORMALISATION = Normalisation(
     method=(
         "Open LLM Leaderboard rescaling to the random baseline: 100 * max(0, (value - random) / (1 - random)),"
-        " random = mean over documents of 1/number of choices; multiple-choice accuracies only"
+        " random = mean over documents of 1/number of choices; multiple-choice accuracies (0 or 1 per document) only"
     )
 )
 _NORMALISED_METRICS = ("acc", "acc_norm")
@@ -112,12 +112,13 @@ def _column(result: TaskResult, metric: str, measure: _Measure) -> Column:
     )
 
 
-def _random_baseline(run: Run, result: TaskResult) -> float | None:
-    """Mean over documents of 1/choices, when every document of the result is a multiple choice."""
+def _random_baseline(run: Run, result: TaskResult, metric: str) -> float | None:
+    """Mean over documents of 1/choices, when every document of the result is a multiple choice
+    scored 0 or 1 (not, say, truthfulqa_mc2's probability mass on the true answers)."""
     inverse = []
     for leaf in _leaf_results(run, result):
         for row in read_rows(run, leaf).values():
-            if _output_of(row.response) != "multiple_choice":
+            if _output_of(row.response) != "multiple_choice" or row.values.get(metric) not in (0, 1):
                 return None
             inverse.append(1.0 / len(row.response))
     return sum(inverse) / len(inverse) if inverse else None
@@ -229,7 +230,7 @@ def build_content(
                 else:
                     columns[column.id] = column
                     if normalise and metric in _NORMALISED_METRICS:
-                        baselines[column.id] = _random_baseline(run, result)
+                        baselines[column.id] = _random_baseline(run, result, metric)
                 baseline = baselines.get(column.id)
                 cells.setdefault(result.variant, {})[column.id] = Cell(
                     value=value.value, stderr=value.stderr, run=run_id,

@@ -57,7 +57,8 @@
   function visibleColumns(shown) {
     const rows = shown.flatMap((g) => (g.base ? [g.base] : []).concat(g.variants));
     return release().columns.filter((c) =>
-      (state.subtasks || c.headline) && (!state.family || c.family === state.family) && rows.some((r) => c.id in r.cells));
+      (state.subtasks || c.headline) && (!state.family || c.family === state.family) && rows.some((r) => c.id in r.cells)
+      && (!state.normalised || state.view === "difference" || c.random_baseline !== null));
   }
 
   function groups() {
@@ -244,6 +245,7 @@
     note.textContent = state.normalised && r.normalisation ? `Normalised scores: ${r.normalisation.method}.` : "";
     $("legend").textContent = state.view === "difference"
       ? `Variant − base on the same documents, with the ${Math.round(r.comparison.confidence * 100)}% paired bootstrap interval (${r.comparison.resamples} resamples). ▲ better, ▼ worse than the base when the interval excludes 0; base rows show the base's value.`
+      : state.normalised ? "Normalised score: 0 is the random baseline (or below it), 100 a perfect score; only columns with a random baseline are shown."
       : "Value and its standard error (lm-eval's). Hover a cell for the run it comes from.";
     changelog();
     plots();
