@@ -356,3 +356,20 @@ def test_text_contrast_meets_wcag_aa(page):
         }""")
         light, dark = sorted((_luminance(colour), _luminance(background)), reverse=True)
         assert (light + 0.05) / (dark + 0.05) >= 4.5, (selector, colour, background)
+
+
+def test_report_links_reach_the_committed_reports(page, site):
+    from urllib.parse import unquote
+
+    with_report = [r for r in LATEST.runs if r.report]
+    assert with_report
+    links = page.eval_on_selector_all("#runs a", "as => as.map(a => a.getAttribute('href'))")
+    assert len(links) == len(with_report)
+    for link in links:
+        assert (site / unquote(link)).resolve().is_file()
+    row = next(r for r in LATEST.rows if any(run in {x.run_id for x in with_report} for run in r.runs))
+    variant = site / "variants" / f"v{LATEST.version}" / f"{row.identity}.html"
+    page.goto(variant.as_uri())
+    for link in page.eval_on_selector_all("a", "as => as.filter(a => a.textContent === 'report').map(a => a.getAttribute('href'))"):
+        assert (variant.parent / unquote(link)).resolve().is_file()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
