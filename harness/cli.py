@@ -80,6 +80,20 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", dest="fmt", default="every_eval_ever", help="every_eval_ever (the default and only one)")
     export.add_argument("--out", required=True, help="folder for the files, one per variant and task")
 
+    board = sub.add_parser("leaderboard", help="versioned leaderboard releases from run records, and their static site")
+    board_sub = board.add_subparsers(dest="leaderboard_command", required=True)
+    build = board_sub.add_parser("build", help="build a release (leaderboard/releases/vX.Y.Z/release.json) from run records")
+    build.add_argument("runs", nargs="*", metavar="RUNS", help="run folders or folders of runs (default: results)")
+    build.add_argument("--out", default="leaderboard", help="the leaderboard folder (default: leaderboard)")
+    build.add_argument("--version", help="MAJOR.MINOR.PATCH (default: the proposed one: patch for new rows, minor for new columns, major for a task version change)")
+    build.add_argument("--normalise", action="store_true", help="add scores rescaled to the random baseline (Open LLM Leaderboard), labelled")
+    build.add_argument("--resamples", type=int, default=1000, help="paired bootstrap resamples (default 1000)")
+    build.add_argument("--seed", type=int, default=1234, help="bootstrap seed (default 1234)")
+    build.add_argument("--confidence", type=float, default=0.95, help="interval coverage (default 0.95)")
+    site = board_sub.add_parser("site", help="render every release into a static site (HTML, CSS, JavaScript; no server)")
+    site.add_argument("--leaderboard", default="leaderboard", help="the leaderboard folder (default: leaderboard)")
+    site.add_argument("--out", help="where the site goes (default: LEADERBOARD/site)")
+
     tasks = sub.add_parser("tasks", help="list tasks and groups with their family and data")
     tasks.add_argument("--data-dir", dest="data_dir")
     sub.add_parser("models", help="list the model catalog and the registered wrappers")
@@ -223,6 +237,25 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _leaderboard(args: argparse.Namespace) -> int:
+    if args.leaderboard_command == "site":
+        from harness.leaderboard import build_site
+
+        print(build_site(args.leaderboard, args.out))
+        return 0
+    from harness.leaderboard import build_release
+
+    built = build_release(args.runs or ["results"], args.out, args.version, args.normalise, args.seed, args.resamples, args.confidence)
+    log = built.changelog
+    print(f"{built.version} {built.status}: {built.path} ({built.rows} rows, {built.columns} columns)")
+    print(
+        f"changes since {('v' + log.previous) if log.previous else 'nothing'} ({log.level}): {len(log.new_rows)} new rows,"
+        f" {len(log.retired_rows)} retired rows, {len(log.new_columns)} new columns, {len(log.retired_columns)} retired columns,"
+        f" {log.new_cells} new cells, {len(log.changed_values)} changed values, {len(log.version_changes)} task version changes"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -243,6 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _reproduce(args, argv)
         if args.command == "export":
             return _export(args)
+        if args.command == "leaderboard":
+            return _leaderboard(args)
         return _models()
     except HarnessError as exc:
         print(f"harness: {exc}", file=sys.stderr)
