@@ -115,15 +115,14 @@ class HarnessLM(LM):
     def hf(self):
         """lm-eval's HFLM around the built variant, created on the first cache miss."""
         if self._hf is None:
-            from lm_eval.models.huggingface import HFLM
-
+            from harness._fast_loglikelihood import FastHFLM
             from harness._summed_scores import SummedScoresHFLM
             from harness.wrappers.decoding import sums_raw_scores
 
             self.loaded = self.variant.load(self.device_name)
             if self._cache is not None and self.loaded.cost is not None:
                 self._cache.put_fact("cost", self.loaded.cost.model_dump())
-            lm_class = HFLM
+            lm_class = FastHFLM  # HFLM's numbers; falls back to HFLM's path where it cannot reproduce them
             if is_vision_language_model(self.loaded.model):
                 from harness.vlm.scorer import VLMScorer
 
@@ -149,7 +148,17 @@ class HarnessLM(LM):
         return self._hf_by_batch[size]
 
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
-        out = self._answer(requests, "loglikelihood", lambda r: self.hf().loglikelihood(r, disable_tqdm=True))
+        # A question's choices stay in one chunk, so the fast path runs their shared context once.
+        by_context: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, request in enumerate(requests):
+            by_context[(request.task_name, request.args[0])].append(i)
+        out = self._answer_indexed(
+            requests,
+            "loglikelihood",
+            lambda part: self.hf().loglikelihood([requests[i] for i in part], disable_tqdm=True),
+            lambda i: keyable(requests[i].args),
+            list(by_context.values()),
+        )
         return [(float(v[0]), bool(v[1])) for v in out]
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
