@@ -28,6 +28,7 @@ log-likelihoods (perplexity) and requests longer than the model's window take HF
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,9 +127,11 @@ def _batch_tensors(rows: list[_Row], pad_id: int, device: Any, dtype: Any) -> tu
 
 
 def score_packed(
-    model: Any, requests: list[tuple[list[int], list[int]]], batch_rows: int, pad_id: int
-) -> list[tuple[float, bool]]:
-    """(sum of log-probabilities, greedy) for each (context, continuation), HFLM's numbers."""
+    model: Any, requests: list[tuple[list[int], list[int]]], batch_rows: int, pad_id: int, extra_heads: Sequence[Any] = ()
+) -> list[list[tuple[float, bool]]]:
+    """(sum of log-probabilities, greedy) for each (context, continuation), HFLM's numbers: one
+    list for the model's own head, then one for each of `extra_heads` on the same decoder output
+    (harness._shared_trunk)."""
     import torch
     import torch.nn.functional as F
 
@@ -139,7 +142,8 @@ def score_packed(
     for i, (r, _) in enumerate(where):
         by_row.setdefault(r, []).append(i)
     order = sorted(range(len(rows)), key=lambda r: -rows[r].size)
-    results: list[tuple[float, bool] | None] = [None] * len(requests)
+    heads = [head, *extra_heads]
+    results: list[list[Any]] = [[None] * len(requests) for _ in heads]
     for first in range(0, len(order), batch_rows):
         batch = order[first:first + batch_rows]
         ids, positions, mask = _batch_tensors([rows[r] for r in batch], pad_id, device, dtype)
@@ -154,21 +158,30 @@ def score_packed(
             hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
             states = hidden.last_hidden_state.reshape(-1, hidden.last_hidden_state.shape[-1])
             wanted = torch.tensor(flat, dtype=torch.long, device=device)
-            logprobs = F.log_softmax(head(states.index_select(0, wanted)).float(), dim=-1)
+            chosen = states.index_select(0, wanted)
             targets = torch.tensor([t for i, _, _ in spans for t in requests[i][1]], dtype=torch.long, device=device)
-            picked = logprobs.gather(1, targets[:, None]).squeeze(1)
-            greedy = logprobs.argmax(-1) == targets
-        for i, offset, n in spans:
-            results[i] = (float(picked[offset:offset + n].sum()), bool(greedy[offset:offset + n].all()))
-    return results  # type: ignore[return-value]
+            for h, out in zip(heads, results):
+                logprobs = F.log_softmax(h(chosen).float(), dim=-1)
+                picked = logprobs.gather(1, targets[:, None]).squeeze(1)
+                greedy = logprobs.argmax(-1) == targets
+                for i, offset, n in spans:
+                    out[i] = (float(picked[offset:offset + n].sum()), bool(greedy[offset:offset + n].all()))
+    return results
 
 
 class FastHFLM(HFLM):
-    """HFLM whose log-likelihood requests are scored by `score_packed` when the model allows it."""
+    """HFLM whose log-likelihood requests are scored by `score_packed` when the model allows it.
+    `extra_heads` (set by harness.lm for a shared-trunk group) are scored on the same pass; after
+    each call `extra_results` holds their answers in request order, None where the packed pass
+    did not run."""
+
+    extra_heads: Sequence[Any] = ()
+    extra_results: list[list[Any]] = []
 
     def _loglikelihood_tokens(
         self, requests: list[tuple[Any, list[int], list[int]]], disable_tqdm: bool = False, override_bs: Any = None
     ) -> list[tuple[float, bool]]:
+        self.extra_results = [[None] * len(requests) for _ in self.extra_heads]
         rolling = any(key is None for key, _, _ in requests)  # loglikelihood_rolling's windows
         if rolling or self.backend != "causal" or fast_path_refusal(self.model) is not None:
             return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
@@ -178,9 +191,14 @@ class FastHFLM(HFLM):
         results: list[Any] = [None] * len(requests)
         rows = self.batch_size if isinstance(self.batch_size, int) and self.batch_size > 0 else 8
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        scored = score_packed(self.model, [(requests[i][1], requests[i][2]) for i in fits], rows, pad)
+        scored, *extra = score_packed(
+            self.model, [(requests[i][1], requests[i][2]) for i in fits], rows, pad, self.extra_heads
+        )
         for i, answer in zip(fits, scored):
             results[i] = answer
+        for answers, out in zip(extra, self.extra_results):
+            for i, answer in zip(fits, answers):
+                out[i] = answer
         if long:  # HFLM truncates these from the left; its own path does exactly that
             for i, answer in zip(long, super()._loglikelihood_tokens([requests[i] for i in long], disable_tqdm=True)):
                 results[i] = answer

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lm_eval.api.instance import Instance
@@ -88,9 +88,11 @@ class HarnessLM(LM):
         variant: Variant | None = None,
         cache: RequestCache | None = None,
         task_hashes: Mapping[str, str] | None = None,
+        members: Sequence[Any] = (),
     ) -> None:
         """`model`: a model string (plain lm-eval use). harness's runner passes a resolved
-        `variant`, its request `cache` and the config hash of every task instead."""
+        `variant`, its request `cache` and the config hash of every task instead, and the
+        `members` of its shared-trunk group (harness._shared_trunk), scored on its passes."""
         super().__init__()
         if variant is None:
             spec = VariantSpec.parse(model)
@@ -105,6 +107,7 @@ class HarnessLM(LM):
         self.seed = int(seed)
         self._cache = cache
         self._task_hashes = dict(task_hashes or {})
+        self._members = tuple(members)
         self._hf: Any = None
         self._hf_by_batch: dict[int, Any] = {}
         self.loaded: LoadedVariant | None = None
@@ -136,6 +139,10 @@ class HarnessLM(LM):
                 max_batch_size=self.max_batch_size,
                 device=self.device_name,
             )
+            if self._members and lm_class is FastHFLM:
+                from harness._shared_trunk import attach
+
+                attach(self._members, self._hf, self.loaded.model, self.loaded.tokenizer)
         return self._hf
 
     def _hf_batch_of(self, size: int):
@@ -155,11 +162,24 @@ class HarnessLM(LM):
         out = self._answer_indexed(
             requests,
             "loglikelihood",
-            lambda part: self.hf().loglikelihood([requests[i] for i in part], disable_tqdm=True),
+            lambda part: self._loglikelihood_shared([requests[i] for i in part]),
             lambda i: keyable(requests[i].args),
             list(by_context.values()),
         )
         return [(float(v[0]), bool(v[1])) for v in out]
+
+    def _loglikelihood_shared(self, part: list[Instance]) -> list[tuple[float, bool]]:
+        """HFLM's answers for `part`; the shared-trunk members' answers go to their caches."""
+        answers = self.hf().loglikelihood(part, disable_tqdm=True)
+        if self._members and getattr(self._hf, "extra_heads", ()):
+            from harness._shared_trunk import store
+
+            store(
+                self._members,
+                lambda cache: [cache.key(self._task_hashes[r.task_name], "loglikelihood", keyable(r.args)) for r in part],
+                self._hf.extra_results,
+            )
+        return answers
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         def compute(part: list[Instance]) -> list[list[float]]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import data, toxicity
+from harness import _shared_trunk, data, toxicity
 from harness._io import atomic_write_text, canonical_json, publish_dir, sha256_json
 from harness._paths import cache_dir
 from harness.cache import RequestCache
@@ -29,6 +29,7 @@ from harness.errors import HarnessError
 from harness.lm import HarnessLM, resolve_device
 from harness.models import resolve_model
 from harness.records import (
+    AppliedRecord,
     CostRecord,
     DataFileRecord,
     MetricValue,
@@ -216,9 +217,14 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
     staging.mkdir(parents=True)
     try:
         variant_records, results, raw = [], [], {}
+        groups = _shared_trunk.plan(variants)  # head-only variants of one base: one decoder pass
         for index, variant in enumerate(variants):
             loaded_tasks = first_tasks if index == 0 else _load_tasks(manager, spec.tasks, spec)
             cache = RequestCache(cache_dir() / "requests", variant.identity)
+            members = [
+                _shared_trunk.Member(variants[i], RequestCache(cache_dir() / "requests", variants[i].identity))
+                for i in groups.get(index, ())
+            ]
             lm = HarnessLM(
                 variant=variant,
                 cache=cache,
@@ -226,6 +232,7 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
                 batch_size=spec.batch_size,
                 device=device,
                 seed=spec.seed,
+                members=members,
             )
             scored_before = (toxicity.CLOCK.seconds, toxicity.CLOCK.texts)
             try:
@@ -245,8 +252,11 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
                 cost = lm.loaded.cost if lm.loaded else None
                 if cost is None and (known := cache.get_fact("cost")) is not None:
                     cost = CostRecord.model_validate(known)
+                applied = lm.loaded.applied_records() if lm.loaded else _known_applied(cache)
             finally:
                 cache.close()
+                for member in members:
+                    member.cache.close()
             variant_records.append(
                 VariantRecord(
                     identity=variant.identity,
@@ -259,7 +269,7 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
                     scoring_seconds=round(toxicity.CLOCK.seconds - scored_before[0], 4) if scorer else None,
                     texts_scored=toxicity.CLOCK.texts - scored_before[1] if scorer else None,
                     cost=cost,
-                    applied=lm.loaded.applied_records() if lm.loaded else (),
+                    applied=applied,
                 )
             )
             results.extend(
@@ -288,6 +298,11 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return record, final
+
+
+def _known_applied(cache: RequestCache) -> tuple[AppliedRecord, ...]:
+    """A variant's wrapper facts when it was never built: as its shared-trunk leader recorded them."""
+    return tuple(AppliedRecord.model_validate(a) for a in cache.get_fact("applied") or ())
 
 
 def _task_results(
