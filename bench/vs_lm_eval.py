@@ -1,7 +1,7 @@
 """harness eval against plain lm-eval on the same work: time, tokens, FLOP/s, the useful-work floor.
 
     python bench/vs_lm_eval.py [--suite truthfulqa_mc1=5,truthfulqa_mc2=5,mmlu=1,arithmetic=5,xcopa=5]
-                               [--batch-size 8] [--rounds 1] [--bf16]
+                               [--batch-size 8] [--rounds 1] [--threads 1] [--bf16] [--sweep 5]
 
 For each task of the suite (TASK=LIMIT), interleaved A B A B (harness, lm-eval, harness, ...):
   A  `harness eval --tasks TASK --limit LIMIT` on the embedded default (float32, its converted
@@ -20,6 +20,12 @@ shapes (best of the decoder's and the head's products), the achieved FLOP/s of e
 it, and the useful-work floor: (distinct tokens x trunk FLOPs + scored positions x head FLOPs) /
 peak, where the distinct tokens are each distinct context once plus each distinct continuation
 less its last token (the least any evaluation must run), read from lm-eval's own sample log.
+
+--threads sets OMP_NUM_THREADS for every process and the peak (default 1: on a machine shared
+with other jobs, two threads per process spin-wait on each other; measured here, a 12-token forward
+took 7.1 s with 2 threads and 0.2 s with 1). --sweep L: the shared-trunk sweep on truthfulqa_mc2
+with --limit L, interleaved: the base alone, then the base with ten EigenShift variants
+(k=1|2|4|8|16, alpha=0.1|0.5; one fit, cached in the user's cache, made before timing); their ratio.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 MODEL = "smollm2-135m-instruct"
 SUITE = "truthfulqa_mc1=5,truthfulqa_mc2=5,mmlu=1,arithmetic=5,xcopa=5"
+SWEEP = f"{MODEL}+eigenshift:k=1|2|4|8|16,alpha=0.1|0.5"
 
 
 def _counted(program: list[str], env: dict[str, str], counts: Path) -> tuple[dict, str]:
@@ -54,10 +61,10 @@ def _counted(program: list[str], env: dict[str, str], counts: Path) -> tuple[dic
     return json.loads(counts.read_text()), done.stdout
 
 
-def run_harness(model: str, task: str, limit: int, args, env, work: Path, tag: str) -> dict:
+def run_harness(model: str, task: str, limit: int, args, env, work: Path, tag: str, base: bool = False) -> dict:
     shutil.rmtree(work / "cache" / "requests", ignore_errors=True)
     counts, stdout = _counted(
-        ["harness", "eval", "--model", model, "--no-base", "--tasks", task, "--limit", str(limit),
+        ["harness", "eval", "--model", model, *([] if base else ["--no-base"]), "--tasks", task, "--limit", str(limit),
          "--batch-size", str(args.batch_size), "--device", "cpu", "--output-dir", str(work / "out"),
          "--output", "json"], env, work / f"{tag}.json")
     path = Path(json.loads(stdout)["record"])
@@ -180,8 +187,14 @@ def main() -> None:
     parser.add_argument("--suite", default=SUITE, help="TASK=LIMIT,...")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every process (and the peak)")
     parser.add_argument("--bf16", action="store_true", help="also run harness on the bf16 variant")
+    parser.add_argument("--sweep", type=int, default=0, metavar="LIMIT", help="also time the EigenShift sweep at this limit")
     args = parser.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(args.threads)
+    import torch
+
+    torch.set_num_threads(args.threads)
     suite = [(t, int(n)) for t, n in (item.split("=") for item in args.suite.split(","))]
 
     from harness.models import resolve_model
@@ -195,7 +208,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="harness-bench-"))
     (work / "cache").mkdir()
     (work / "cache" / "models").symlink_to(folder.parent, target_is_directory=True)
-    env = {**os.environ, "HARNESS_CACHE_DIR": str(work / "cache"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    artifacts = folder.parent.parent / "artifacts"  # fitted once, kept (keyed by recipe)
+    artifacts.mkdir(exist_ok=True)
+    (work / "cache" / "artifacts").symlink_to(artifacts, target_is_directory=True)
+    env = {**os.environ, "HARNESS_CACHE_DIR": str(work / "cache"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
+           "OMP_NUM_THREADS": str(args.threads)}
     started = time.perf_counter()
     peaks = [gemm_peak(shapes)]
     rows = []
@@ -210,6 +227,12 @@ def main() -> None:
                 bf16 = run_harness(f"{MODEL}+bf16", task, limit, args, env, work, f"b_{task}")
             distinct, scored = distinct_work(theirs[0]["arguments"], folder)
             rows.append((task, limit, ours, theirs, bf16, worst, compared, distinct, scored))
+        sweep = []
+        if args.sweep:
+            run_harness(SWEEP, "truthfulqa_mc2", 1, args, env, work, "fit", base=True)  # fits once, before timing
+            for round_ in range(args.rounds):
+                sweep.append((run_harness(MODEL, "truthfulqa_mc2", args.sweep, args, env, work, f"s1_{round_}"),
+                              run_harness(SWEEP, "truthfulqa_mc2", args.sweep, args, env, work, f"s11_{round_}", base=True)))
         peaks.append(gemm_peak(shapes))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -226,23 +249,32 @@ def main() -> None:
           f"batch size {args.batch_size}; rounds {args.rounds} (medians); total {time.perf_counter() - started:.0f} s")
     print(f"float32 GEMM peak of the model's shapes: {peak / 1e9:.1f} GFLOP/s (start {peaks[0] / 1e9:.1f}, end {peaks[1] / 1e9:.1f})")
     print("identical: every per-sample log-likelihood within 1e-4, greedy flags and metrics equal\n")
-    header = (f"{'task':<16}{'limit':>6}{'lm-eval s':>10}{'ours s':>8}{'ratio':>7}{'lm-eval tok':>12}{'our tok':>9}"
+    header = (f"{'task':<16}{'limit':>6}{'lm-eval s':>10}{'ours s':>8}{'ratio':>7}{'compute ratio':>14}{'lm-eval tok':>12}{'our tok':>9}"
               f"{'lm-eval head':>13}{'our head':>9}{'lm-eval FLOP/s%':>16}{'our FLOP/s%':>12}{'eval s':>8}{'floor s':>8}"
               f"{'eval/floor':>11}{'max |dLL|':>10}")
     print(header)
-    total_a = total_b = 0.0
+    total_a = total_b = total_span_a = total_span_b = 0.0
     for task, limit, ours, theirs, _, worst, _, distinct, scored in rows:
         a, b = median([r["wall_s"] for r in ours]), median([r["wall_s"] for r in theirs])
         total_a, total_b = total_a + a, total_b + b
         floor = (distinct * trunk_flops + scored * head_flops) / peak
         eval_s = median([r["eval_s"] for r in ours])
-        print(f"{task:<16}{limit:>6}{b:>10.1f}{a:>8.1f}{b / a:>7.2f}{theirs[0]['tokens']:>12,}{ours[0]['tokens']:>9,}"
+        span_a, span_b = median([r["compute_span_s"] for r in ours]), median([r["compute_span_s"] for r in theirs])
+        total_span_a, total_span_b = total_span_a + span_a, total_span_b + span_b
+        print(f"{task:<16}{limit:>6}{b:>10.1f}{a:>8.1f}{b / a:>7.2f}{span_b / span_a:>14.2f}{theirs[0]['tokens']:>12,}{ours[0]['tokens']:>9,}"
               f"{theirs[0]['head_positions']:>13,}{ours[0]['head_positions']:>9,}"
               f"{100 * median([achieved(r) for r in theirs]) / peak:>15.0f}%{100 * median([achieved(r) for r in ours]) / peak:>11.0f}%"
               f"{eval_s:>8.1f}{floor:>8.1f}{eval_s / floor:>11.2f}{worst:>10.1e}")
-    print(f"{'overall':<16}{'':>6}{total_b:>10.1f}{total_a:>8.1f}{total_b / total_a:>7.2f}")
-    print("\n(times: wall seconds of each process, start to exit, model load and task set-up included;\n"
-          " eval s: harness's own per-task evaluation seconds; floor: distinct tokens x trunk + scored x head over the peak)")
+    print(f"{'overall':<16}{'':>6}{total_b:>10.1f}{total_a:>8.1f}{total_b / total_a:>7.2f}{total_span_b / total_span_a:>14.2f}")
+    print("\n(times: wall seconds of each process, start to exit, model load and task set-up included; compute\n"
+          " ratio: lm-eval's over ours of the seconds from the first decoder call to the last; eval s: harness's own\n"
+          " per-task evaluation seconds; floor: distinct tokens x trunk + scored x head over the peak)")
+    if sweep:
+        one, eleven = median([a["wall_s"] for a, _ in sweep]), median([b["wall_s"] for _, b in sweep])
+        one_eval, eleven_eval = median([a["eval_s"] for a, _ in sweep]), median([b["eval_s"] for _, b in sweep])
+        print(f"\nsweep on truthfulqa_mc2 --limit {args.sweep}: base alone {one:.1f} s (evaluation {one_eval:.1f} s); "
+              f"base + 10 EigenShift variants {eleven:.1f} s (evaluation {eleven_eval:.1f} s): {eleven / one:.2f} x one base "
+              f"({eleven_eval / one_eval:.2f} x in evaluation); tokens {sweep[0][0]['tokens']:,} vs {sweep[0][1]['tokens']:,}")
     if args.bf16:
         print(f"\n{'bf16 (harness)':<16}{'f32 s':>8}{'bf16 s':>8}{'f32/bf16':>9}{'max |dLL|':>10}  metric changes")
         for task, _, ours, _, bf16, *_ in rows:
