@@ -272,23 +272,29 @@ class HarnessLM(LM):
         if total:
             self.hf()  # build the model now, so that its load time is not counted as a task's
         chunk = _BATCHES_PER_CHUNK[kind] * (self.batch_size if isinstance(self.batch_size, int) else 8)
+        # Chunks run across tasks (MMLU's 57 subjects at --limit 1 are 57 questions, not 57 batches of
+        # one); a chunk's seconds are shared among its tasks by their requests in it.
+        queue = [(task, unit) for task, task_units in missing.items() for unit in task_units]
         with tqdm(total=total, desc=f"{self.variant.spec.model} {kind}", unit="req", disable=total == 0) as bar:
-            for task, task_units in missing.items():
-                part: list[int] = []
-                for n, unit in enumerate(task_units):
-                    part.extend(unit)
-                    if len(part) < chunk and n + 1 < len(task_units):
-                        continue
-                    began = time.perf_counter()
-                    results = compute(part)
-                    self.task_seconds[task] += time.perf_counter() - began
-                    self.task_computed[task] += len(part)
-                    for i, result in zip(part, results):
-                        answers[i] = result
-                    if self._cache is not None:
-                        self._cache.put_many((keys[i], answers[i]) for i in part)
-                    bar.update(len(part))
-                    part = []
+            part: list[int] = []
+            owners: dict[str, int] = defaultdict(int)
+            for n, (task, unit) in enumerate(queue):
+                part.extend(unit)
+                owners[task] += len(unit)
+                if len(part) < chunk and n + 1 < len(queue):
+                    continue
+                began = time.perf_counter()
+                results = compute(part)
+                spent = time.perf_counter() - began
+                for owner, count in owners.items():
+                    self.task_seconds[owner] += spent * count / len(part)
+                    self.task_computed[owner] += count
+                for i, result in zip(part, results):
+                    answers[i] = result
+                if self._cache is not None:
+                    self._cache.put_many((keys[i], answers[i]) for i in part)
+                bar.update(len(part))
+                part, owners = [], defaultdict(int)
         return answers
 
     # lm-eval asks these for chat templates and logging; they need the tokenizer, hence the model.
