@@ -13,7 +13,8 @@ and 49152 x 576 head products are spent on context positions that nobody reads. 
 - The decoder (`model.get_decoder()`) runs the packed rows; the LM head (`get_output_embeddings()`,
   called as a module, so hooks on it, such as eigenshift's projection, still apply) runs on the
   scored positions only.
-- Rows are sorted by length and batched `batch_size` rows at a time, so little is padded.
+- Rows are sorted by length and batched `batch_size` rows at a time, so little is padded; a batch
+  whose rows each hold one segment runs under the plain causal mask, as HFLM's do.
 
 Tokenization, truncation warnings and the request order stay HFLM's (TemplateLM.loglikelihood
 encodes, this class only replaces `_loglikelihood_tokens`). Values agree with HFLM's to float32
@@ -147,6 +148,10 @@ def score_packed(
     for first in range(0, len(order), batch_rows):
         batch = order[first:first + batch_rows]
         ids, positions, mask = _batch_tensors([rows[r] for r in batch], pad_id, device, dtype)
+        if all(len(rows[r].segments) == 1 for r in batch):
+            # Plain sequences (one continuation per context, or one-token ones): right padding under
+            # the causal mask is what HFLM runs, and sdpa's causal kernel beats an explicit mask.
+            positions = mask = None
         # Every request's scored positions, flattened over the batch: row b, positions start.. .
         flat, spans = [], []
         for b, r in enumerate(batch):

@@ -36,8 +36,9 @@ from harness.vlm.images import images_of, keyable
 from harness.vlm.loading import is_vision_language, is_vision_language_model
 
 # Results are committed to the cache once per chunk of this many batches: log-likelihoods are cheap,
-# a generation can take seconds, so a killed run loses at most a few batches of either.
-_BATCHES_PER_CHUNK = {"loglikelihood": 16, "loglikelihood_rolling": 4, "generate_until": 2}
+# a generation can take seconds, so a killed run loses at most a few batches of either. A chunk is
+# also what the fast path sorts by length: larger chunks pad less.
+_BATCHES_PER_CHUNK = {"loglikelihood": 64, "loglikelihood_rolling": 4, "generate_until": 2}
 
 
 def resolve_device(device: str | None, fall_back: bool = False) -> str:
