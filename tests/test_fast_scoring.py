@@ -109,3 +109,20 @@ def test_pack_runs_each_context_once_and_each_distinct_continuation_once():
     assert [list(r.segments) for r in rows] == [[(7, 8), (7,)], [(1, 2)]]
     assert where == [(0, 2), (0, 4), (0, 2), (1, 0)]
     assert [r.size for r in rows] == [5, 2]
+
+
+def test_bf16_wrapper_computes_in_bfloat16_close_to_float32(tokenizer):
+    """`+bf16` casts the whole model; its fast-path scores stay near float32's (log-softmax in float32)."""
+    from harness.wrappers import WRAPPERS
+
+    reference = _tiny(len(tokenizer))
+    model = _tiny(len(tokenizer))
+    applied = WRAPPERS.get("bf16").apply(model, tokenizer, {})
+    assert applied.info == {"dtype": "bfloat16"}
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert fast_path_refusal(model) is None
+    pairs = _case_pairs()
+    ours = FastHFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu").loglikelihood(_requests(pairs))
+    theirs = FastHFLM(pretrained=reference, tokenizer=tokenizer, batch_size=4, device="cpu").loglikelihood(_requests(pairs))
+    gaps = [abs(a[0] - b[0]) for a, b in zip(ours, theirs)]
+    assert 0 < max(gaps) < 0.5
