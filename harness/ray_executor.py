@@ -91,9 +91,11 @@ class RayExecutor:
             todo = sum(len(q) for q in pending.values())
             _progress(f"{len(shards)} shards ({len(shards) - todo} done by an earlier run), {len(workload.variants)} variants")
             actors = self._start_actors(workload, todo) if todo else []
-            models_built = self._dispatch(workload, actors, pending, caches, records)
-            for actor in actors:
-                ray.kill(actor)
+            try:
+                models_built = self._dispatch(workload, actors, pending, caches, records)
+            finally:
+                for actor in actors:
+                    ray.kill(actor)
         finally:
             for cache in caches.values():
                 cache.close()

@@ -1,0 +1,169 @@
+"""`--executor ray` on a local Ray cluster of 2 workers: the record equals the local run's, a killed
+worker or an interrupted driver changes nothing but the work redone.
+
+Cheap by design (2 cores): one cluster for the module, 4 documents per task, 2 per shard, the local
+reference run once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import ray
+from conftest import REPO
+
+from harness.records import read_record
+from harness.ray_executor import RayExecutor, RayOptions
+from harness.run import run
+from harness.spec import build_spec
+from harness.task_index import known_names, task_manager
+
+MODELS = ["smollm2-135m-instruct+quantize:bits=8"]  # and its base: two variants
+TASKS = "arithmetic_2da,arithmetic_3ds"
+LIMIT = 4
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, data_dir) -> Path:
+    """The converted embedded default: the user's when converted there, else converted once here."""
+    from harness._paths import cache_dir
+    from harness.models import resolve_model
+    from harness.models.loading import ensure_float_folder
+
+    resolved = resolve_model("smollm2-135m-instruct")
+    user_models = cache_dir() / "models"
+    if (user_models / f"gguf-{resolved.weights_sha256[:16]}" / "config.json").is_file():
+        return user_models
+    folder = tmp_path_factory.mktemp("ray-models")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HARNESS_CACHE_DIR", str(folder.parent / "ray-models-cache"))
+        (folder.parent / "ray-models-cache").mkdir(exist_ok=True)
+        (folder.parent / "ray-models-cache" / "models").symlink_to(folder, target_is_directory=True)
+        ensure_float_folder(resolved)
+    return folder
+
+
+def _fresh_cache(root: Path, models: Path) -> Path:
+    root.mkdir(parents=True)
+    (root / "models").symlink_to(models, target_is_directory=True)
+    return root
+
+
+@pytest.fixture(scope="module")
+def local_run(tmp_path_factory, models, data_dir):
+    """The same spec run locally, through the CLI in a fresh process that reports whether it imported Ray."""
+    root = tmp_path_factory.mktemp("local")
+    cache = _fresh_cache(root / "cache", models)
+    env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "HARNESS_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
+    args = ["eval", "--model", MODELS[0], "--tasks", TASKS, "--limit", str(LIMIT), "--output-dir", str(root / "out"), "--output", "json"]
+    code = (
+        "import sys; from harness.cli import main; code = main(sys.argv[1:]);"
+        " print('RAY_IMPORTED', 'ray' in sys.modules); sys.exit(code)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload, imported = done.stdout.rsplit("RAY_IMPORTED", 1)
+    return Path(json.loads(payload)["record"]).parent, imported.strip()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def ray_env(monkeypatch, tmp_path, models, data_dir, cluster) -> Path:
+    cache = _fresh_cache(tmp_path / "cache", models)
+    monkeypatch.setenv("HARNESS_CACHE_DIR", str(cache))
+    monkeypatch.setenv("HARNESS_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return tmp_path
+
+
+def _spec(out: Path):
+    given = {"model": MODELS, "tasks": TASKS, "limit": str(LIMIT), "output_dir": str(out)}
+    return build_spec(given, known_names(task_manager()))
+
+
+def _content(run_dir: Path):
+    """Every metric and every sample line of a run, keyed by variant and task."""
+    record = read_record(run_dir)
+    metrics = {(r.variant, r.task): r.metrics for r in record.results}
+    samples = {(r.variant, r.task): (run_dir / r.samples_file).read_text() for r in record.results if r.samples_file}
+    return record, metrics, samples
+
+
+def _assert_same_as_local(ray_dir: Path, local_dir: Path):
+    record, metrics, samples = _content(ray_dir)
+    local, local_metrics, local_samples = _content(local_dir)
+    assert metrics == local_metrics
+    assert samples == local_samples and len(samples) == 4
+    assert record.lm_eval == local.lm_eval
+    assert [v.identity for v in record.variants] == [v.identity for v in local.variants]
+    assert [v.cost for v in record.variants] == [v.cost for v in local.variants]
+    # The driver's own evaluation found every request in the cache: the workers made exactly its requests.
+    assert all(r.requests_computed == 0 and r.requests_cached == LIMIT for r in record.results if r.kind == "task")
+    return record
+
+
+def test_ray_run_equals_the_local_run_and_the_local_path_never_imports_ray(ray_env, local_run):
+    local_dir, ray_imported = local_run
+    assert ray_imported == "False"
+    record, ray_dir = run(_spec(ray_env / "out"), ["test"], RayExecutor(RayOptions(shard_size=2)))
+    _assert_same_as_local(ray_dir, local_dir)
+    execution = record.execution
+    assert execution.executor == "ray" and execution.workers == 2 and execution.shard_size == 2
+    assert len(execution.shards) == 2 * 2 * (LIMIT // 2)
+    assert {(s.first, s.end) for s in execution.shards} == {(0, 2), (2, 4)}
+    assert all(s.status == "computed" and s.requests_computed == 2 and s.seconds > 0 for s in execution.shards)
+    # Each variant is built once per worker that ran it, and each worker ran some shards.
+    workers = {s.worker for s in execution.shards}
+    assert len(workers) == 2
+    assert execution.models_built == sum(s.load_seconds is not None for s in execution.shards) <= 4
+    assert all(s.worker_peak_rss_bytes > 0 for s in execution.shards) and execution.driver_peak_rss_bytes > 0
+    assert read_record(ray_dir).schema_version == "1.3"
+
+
+def test_a_worker_killed_mid_run_is_restarted_and_the_record_is_unchanged(ray_env, local_run):
+    killed: list[str] = []
+
+    def kill_once(outcome):
+        # The driver has already sent this worker its next shard: it dies in the middle of it.
+        if not killed:
+            killed.append(outcome.worker)
+            os.kill(int(outcome.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+
+    executor = RayExecutor(RayOptions(shard_size=2, max_models_per_worker=1), on_shard=kill_once)
+    record, ray_dir = run(_spec(ray_env / "out"), ["test"], executor)
+    _assert_same_as_local(ray_dir, local_run[0])
+    workers = {s.worker for s in record.execution.shards}
+    assert killed and len(workers) == 3  # the two first workers and the one Ray started in place of the killed one
+    assert all(s.status == "computed" for s in record.execution.shards)
+
+
+def test_an_interrupted_driver_resumes_with_only_the_shards_without_results(ray_env, local_run):
+    finished: list[str] = []
+
+    def interrupt_after_three(outcome):
+        finished.append(outcome.worker)
+        if len(finished) == 3:
+            raise KeyboardInterrupt
+
+    spec = _spec(ray_env / "out")
+    one_worker = RayOptions(shard_size=2, cpus_per_worker=2)  # one process to start, not two: cheaper here
+    with pytest.raises(KeyboardInterrupt):
+        run(spec, ["test"], RayExecutor(one_worker, on_shard=interrupt_after_three))
+    assert not list((ray_env / "out").glob("2*"))  # no run folder from the interrupted run
+    record, ray_dir = run(spec, ["test"], RayExecutor(one_worker))
+    _assert_same_as_local(ray_dir, local_run[0])
+    statuses = [s.status for s in record.execution.shards]
+    assert statuses.count("resumed") == 3 and statuses.count("computed") == len(statuses) - statuses.count("resumed")
+    assert statuses.count("computed") >= 1
