@@ -33,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--toxicity-samples", dest="toxicity_samples", help="continuations per toxicity prompt (default 25) or 'greedy'")
     ev.add_argument("--config", help="YAML file with the same fields; flags override it")
     ev.add_argument("--output", choices=["table", "json"], default="table", help="what to print at the end")
-    ev.add_argument("--executor", choices=["local", "ray"], default="local", help="where requests are computed: this process (default) or a Ray cluster (pip install 'harness[ray]')")
+    ev.add_argument("--executor", default="local", help="where requests are computed: this process (default) or a Ray cluster (pip install 'harness[ray]')")
     ev.add_argument("--address", help="with --executor ray: the cluster to join (default: start a local one)")
     ev.add_argument("--max-models-per-worker", dest="max_models_per_worker", help="with --executor ray: variants a worker holds built at once (default: from the model's size and the worker's memory)")
     ev.add_argument("--shard-size", dest="shard_size", help="with --executor ray: documents per shard (default 100)")

@@ -3,10 +3,12 @@ spreads the grid over a Ray cluster (harness.ray_executor, imported only then: R
 
 from __future__ import annotations
 
+from harness._registry import did_you_mean
 from harness.errors import HarnessError
 from harness.grid import Executor
 from harness.spec import _positive_int
 
+EXECUTORS = ["local", "ray"]
 DEFAULT_SHARD_SIZE = 100
 
 
@@ -14,6 +16,8 @@ def build_executor(
     name: str, address: str | None, max_models_per_worker: str | None, shard_size: str | None
 ) -> Executor | None:
     """The executor the flags ask for (None: local), checked before anything loads."""
+    if name not in EXECUTORS:
+        raise HarnessError(f"unknown executor {name!r}{did_you_mean(name, EXECUTORS)}; choose {' or '.join(EXECUTORS)}")
     if name == "local":
         for flag, value in (("--address", address), ("--max-models-per-worker", max_models_per_worker), ("--shard-size", shard_size)):
             if value is not None:
