@@ -88,9 +88,18 @@ class HarnessLM(LM):
         variant: Variant | None = None,
         cache: RequestCache | None = None,
         task_hashes: Mapping[str, str] | None = None,
+        **others: Any,
     ) -> None:
         """`model`: a model string (plain lm-eval use). harness's runner passes a resolved
         `variant`, its request `cache` and the config hash of every task instead."""
+        if others:
+            # HFLM's own model args (parallelize, device_map, ...) would build the model from a path;
+            # a variant is built by harness on one device per process.
+            raise HarnessError(
+                f"--model harness does not take {', '.join(sorted(others))}: a variant runs on one device per"
+                " process; spread a grid with `harness eval --executor ray`, or give a base without wrappers to"
+                " lm-eval's hf or vllm model (README: Scale-out)"
+            )
         super().__init__()
         if variant is None:
             spec = VariantSpec.parse(model)
