@@ -1,13 +1,14 @@
 """A grid of variants x tasks run locally and on a local Ray cluster (`--executor ray`): wall time,
 the ratio, identical records, and memory (driver, worker peak RSS) as the grid grows.
 
-    python bench/ray_grid.py [--tasks arithmetic_2da,xcopa_it,truthfulqa_mc1] [--limit 12] [--shard-size 6]
+    python bench/ray_grid.py [--tasks arithmetic_2da,xcopa_it,mmlu_anatomy] [--limit 6] [--shard-size 3]
 
 One invocation, one machine. Every run gets an empty request cache (so every request is computed)
-and shares the converted float model (converted once, before timing). The local run and the full
-Ray run evaluate 4 variants x 3 tasks; smaller Ray runs (1 and 2 variants) and one with
-`--max-models-per-worker 1` show how memory follows the grid. Each Ray run starts its own local
-cluster (no --address), whose start is in its wall time.
+and shares the converted float model (converted once, before timing). Three runs of the same
+4 variants x 3 tasks: local, Ray, and Ray with `--max-models-per-worker 1`. Memory as the grid grows:
+each worker's peak RSS after its 1st, 2nd, ... variant build (the shards' timeline in the record), and
+the bound that `--max-models-per-worker` puts on it. Each Ray run starts its own local cluster
+(no --address), whose start is in its wall time.
 """
 
 from __future__ import annotations
@@ -72,11 +73,14 @@ def same_as(local: tuple[dict, dict], run_dir: Path) -> bool:
 
 
 def memory(run_dir: Path) -> dict:
+    """Per worker: the variants it built and its peak RSS after each build (in the order it ran shards)."""
     execution = json.loads((run_dir / "record.json").read_text())["execution"]
     per_worker: dict[str, dict] = {}
-    for shard in execution["shards"]:
-        w = per_worker.setdefault(shard["worker"], {"built": 0, "peak": 0})
-        w["built"] += shard["load_seconds"] is not None
+    for shard in sorted(execution["shards"], key=lambda s: s["finished_seconds"]):
+        w = per_worker.setdefault(shard["worker"], {"built": 0, "peak": 0, "after_build": []})
+        if shard["load_seconds"] is not None:
+            w["built"] += 1
+            w["after_build"].append(shard["worker_peak_rss_bytes"] / GIB)
         w["peak"] = max(w["peak"], shard["worker_peak_rss_bytes"])
     return {
         "cluster_s": execution["seconds"],
@@ -90,9 +94,9 @@ def memory(run_dir: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", default="arithmetic_2da,xcopa_it,truthfulqa_mc1")
-    parser.add_argument("--limit", type=int, default=12)
-    parser.add_argument("--shard-size", type=int, default=6)
+    parser.add_argument("--tasks", default="arithmetic_2da,xcopa_it,mmlu_anatomy")
+    parser.add_argument("--limit", type=int, default=6)
+    parser.add_argument("--shard-size", type=int, default=3)
     parser.add_argument("--models", type=Path, help="a cache's models/ folder holding the converted default (default: convert it once here)")
     args = parser.parse_args()
 
@@ -106,10 +110,8 @@ def main() -> None:
     shard = ("--executor", "ray", "--shard-size", str(args.shard_size))
     runs = []
     for label, models, extra in (
-        ("ray, 4 variants", list(WRAPPED), ()),
-        ("ray, 1 variant", [BASE], ()),
-        ("ray, 2 variants", [WRAPPED[0]], ()),
-        ("ray, 4 variants, --max-models-per-worker 1", list(WRAPPED), ("--max-models-per-worker", "1")),
+        ("ray", list(WRAPPED), ()),
+        ("ray, --max-models-per-worker 1", list(WRAPPED), ("--max-models-per-worker", "1")),
     ):
         seconds, run_dir, rss = harness(models, args, fresh_env(work, f"ray{len(runs)}", folder), work / "out", *shard, *extra)
         runs.append((label, seconds, same_as(local, run_dir), {**memory(run_dir), "driver_gib": rss}))
@@ -122,15 +124,18 @@ def report(args, local_s: float, local_rss: float, runs: list) -> None:
     print(f"grid: 4 variants ({BASE} and {', '.join(w.split('+', 1)[1] for w in WRAPPED)}) x {len(tasks)} tasks"
           f" ({args.tasks}), --limit {args.limit}, --shard-size {args.shard_size}; every run with an empty request cache\n")
     print("harness GiB: peak RSS of the harness process (the Ray driver); worker peak: each worker's, with the variants it built\n")
-    print(f"{'run':46} {'wall s':>7} {'cluster s':>9} {'shards':>6} {'built':>5} {'harness GiB':>11} {'worker peak GiB (models built)':>32}  same record")
-    print(f"{'local, 4 variants':46} {local_s:7.1f} {'-':>9} {'-':>6} {4:5d} {local_rss:11.2f} {'-':>32}  -")
+    print(f"{'run (4 variants x 3 tasks)':32} {'wall s':>7} {'cluster s':>9} {'shards':>6} {'built':>5} {'harness GiB':>11} {'worker peak GiB (models built)':>32}  same record")
+    print(f"{'local':32} {local_s:7.1f} {'-':>9} {'-':>6} {4:5d} {local_rss:11.2f} {'-':>32}  -")
     for label, seconds, same, m in runs:
         workers = ", ".join(f"{w['peak'] / GIB:.2f} ({w['built']})" for w in m["workers"].values())
-        print(f"{label:46} {seconds:7.1f} {m['cluster_s']:9.1f} {m['shards']:6d} {m['models_built']:5d} {m['driver_gib']:11.2f} {workers:>32}  {'yes' if same else 'NO'}")
+        print(f"{label:32} {seconds:7.1f} {m['cluster_s']:9.1f} {m['shards']:6d} {m['models_built']:5d} {m['driver_gib']:11.2f} {workers:>32}  {'yes' if same else 'NO'}")
     full = runs[0]
-    print(f"\nray / local (4 variants, wall) = {full[1] / local_s:.2f}")
-    print(f"full Ray run: worker time in shards {full[3]['shard_s']:.1f} s, in model builds {full[3]['load_s']:.1f} s,"
-          f" over {len(full[3]['workers'])} workers")
+    print(f"\nray / local (wall) = {full[1] / local_s:.2f}")
+    for label, _, _, m in runs:
+        print(f"{label}: worker time in shards {m['shard_s']:.1f} s, in variant builds {m['load_s']:.1f} s, over"
+              f" {len(m['workers'])} workers; each worker's peak RSS after its 1st, 2nd, ... build (GiB):")
+        for worker, w in m["workers"].items():
+            print(f"  {worker}: {', '.join(f'{g:.2f}' for g in w['after_build'])}")
 
 
 if __name__ == "__main__":

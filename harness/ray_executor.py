@@ -92,7 +92,7 @@ class RayExecutor:
             _progress(f"{len(shards)} shards ({len(shards) - todo} done by an earlier run), {len(workload.variants)} variants")
             actors = self._start_actors(workload, todo) if todo else []
             try:
-                models_built = self._dispatch(workload, actors, pending, caches, records)
+                models_built = self._dispatch(workload, actors, pending, caches, records, started)
             finally:
                 for actor in actors:
                     ray.kill(actor)
@@ -125,7 +125,7 @@ class RayExecutor:
             for _ in range(count)
         ]
 
-    def _dispatch(self, workload, actors, pending, caches, records) -> int:
+    def _dispatch(self, workload, actors, pending, caches, records, started: float) -> int:
         """Keep every worker busy with one shard; prefer a variant it already holds."""
         totals = {i: sum(1 for s in records if s.variant == i) + len(q) for i, q in pending.items()}
         done = {i: sum(1 for s in records if s.variant == i) for i in pending}
@@ -193,6 +193,7 @@ class RayExecutor:
                 requests_computed=outcome.computed,
                 requests_cached=outcome.cached,
                 worker_peak_rss_bytes=outcome.peak_rss_bytes,
+                finished_seconds=round(time.perf_counter() - started, 4),
             )
             done[shard.variant] += 1
             submit(n)

@@ -216,6 +216,8 @@ class ShardRecord(_Frozen):
     """Requests the worker found in its own cache (a shard retried after its worker died)."""
     worker_peak_rss_bytes: int | None = None
     """Peak resident memory of that worker process so far."""
+    finished_seconds: float | None = None
+    """When the driver stored its results, in seconds from the start of the cluster phase."""
 
 
 class ExecutionRecord(_Frozen):
