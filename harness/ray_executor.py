@@ -116,7 +116,7 @@ class RayExecutor:
         on_gpu = workload.device.startswith("cuda")
         slots = int(resources.get("GPU", 0)) if on_gpu else int(resources.get("CPU", 1)) // self.options.cpus_per_worker
         count = max(1, min(slots, todo))
-        budget = int(resources.get("memory", 0) * _MODEL_SHARE / count)
+        budget = int(resources.get("memory", 0) * _MODEL_SHARE / max(1, slots))  # a worker's share of the cluster
         env = {name: os.environ[name] for name in _FORWARDED_ENV if name in os.environ}
         return [
             _Actor.options(
