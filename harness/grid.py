@@ -25,11 +25,11 @@ class Shard:
     first: int
     end: int
 
-    def mark(self, task_hash: str) -> str:
+    def mark(self, task_hash: str, batch_size: int | str) -> str:
         """The shard's name in the variant's request cache: its results are stored under it once
-        complete. The task hash fixes the task's config, data, few-shot count and seed, and the
-        requests of documents [first, end) depend on nothing else."""
-        return f"{task_hash}:{self.first}-{self.end}"
+        complete. The task hash fixes the task's config, data, few-shot count and seed; the batch
+        size fixes how its requests are cut into the chunks that a shard computes."""
+        return f"{task_hash}:{batch_size}:{self.first}-{self.end}"
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,7 @@ class RayExecutor:
             pending: dict[int, deque[Shard]] = {i: deque() for i in range(len(workload.variants))}
             for shard in shards:
                 identity = workload.variants[shard.variant].identity
-                if caches[identity].has_shard(shard.mark(workload.task_hashes[shard.task])):
+                if caches[identity].has_shard(shard.mark(workload.task_hashes[shard.task], workload.spec.batch_size)):
                     records[shard] = ShardRecord(
                         variant=identity, task=shard.task, first=shard.first, end=shard.end, status="resumed"
                     )
@@ -153,6 +153,7 @@ class RayExecutor:
                 model=v.spec.model,
                 identity=v.identity,
                 task=shard.task,
+                documents=workload.documents[shard.task],
                 requested_as=workload.requested_as[shard.task],
                 task_hashes=workload.task_hashes,
                 first=shard.first,
@@ -176,7 +177,7 @@ class RayExecutor:
                 first_line = (str(cause or exc).strip().splitlines() or [type(exc).__name__])[-1]
                 raise HarnessError(f"shard {shard.task} {shard.first}-{shard.end} of {v.spec.model} failed on the cluster: {first_line}") from None
             cache = caches[v.identity]
-            cache.put_shard(shard.mark(workload.task_hashes[shard.task]), outcome.answered)
+            cache.put_shard(shard.mark(workload.task_hashes[shard.task], workload.spec.batch_size), outcome.answered)
             if outcome.cost is not None:
                 cache.put_fact("cost", outcome.cost)
             models_built += outcome.load_seconds is not None

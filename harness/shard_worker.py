@@ -1,10 +1,11 @@
 """What one scale-out worker does: build variants (a bounded number at a time) and answer shards.
 
 A shard is answered through lm-eval itself: the worker loads the task as the driver does and runs
-`simple_evaluate` on it with a ShardLM, which computes the requests of the shard's documents only
-and then stops the evaluation (nothing is scored). The requests are therefore exactly those the
-driver's own evaluation will make, few-shot contexts included (lm-eval draws them in document order
-from the first document), and their answers go under the same variant-keyed cache keys.
+`simple_evaluate` on it with a ShardLM, which computes the chunks of requests that start at the
+shard's documents and then stops the evaluation (nothing is scored). The requests are therefore
+exactly those the driver's own evaluation will make, few-shot contexts included (lm-eval draws them
+in document order from the first document), computed in the same batches, and their answers go
+under the same variant-keyed cache keys.
 
 Ray-free: `harness.ray_executor` wraps a ShardWorker in a Ray actor.
 """
@@ -24,7 +25,7 @@ from typing import Any
 from harness._paths import cache_dir
 from harness.cache import RequestCache
 from harness.errors import HarnessError
-from harness.lm import HarnessLM
+from harness.lm import HarnessLM, largest_chunk
 from harness.models import resolve_model
 from harness.spec import RunSpec, VariantSpec
 from harness.variant import Variant
@@ -35,20 +36,28 @@ class ShardDone(Exception):
 
 
 class ShardLM(HarnessLM):
-    """A HarnessLM that computes only the requests of `documents`, then stops the evaluation."""
+    """A HarnessLM that answers only its shard, then stops the evaluation. HarnessLM cuts a task's
+    requests into chunks, each computed in one go (its batches decide the last bits of a
+    log-likelihood); a shard's chunks are those whose first request is one of its documents', so
+    every chunk is computed by exactly one shard, in the very batches of a local run."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.documents: range = range(0)
         self.answered: list[tuple[str, Any]] = []
+        self._mine: list[int] = []
+
+    def _wanted(self, requests, part):
+        if requests[part[0]].doc_id not in self.documents:
+            return False
+        self._mine.extend(part)
+        return True
 
     def _answer_indexed(self, requests, kind, compute, key_args, units):
-        mine = [unit for unit in units if requests[unit[0]].doc_id in self.documents]
-        answers = super()._answer_indexed(requests, kind, compute, key_args, mine)
+        self._mine = []
+        answers = super()._answer_indexed(requests, kind, compute, key_args, units)
         hashes = self._task_hashes
-        self.answered = [
-            (self._cache.key(hashes[requests[i].task_name], kind, key_args(i)), answers[i]) for unit in mine for i in unit
-        ]
+        self.answered = [(self._cache.key(hashes[requests[i].task_name], kind, key_args(i)), answers[i]) for i in self._mine]
         raise ShardDone
 
     def close(self) -> None:
@@ -65,6 +74,8 @@ class ShardJob:
     identity: str
     """The variant's identity on the driver; a worker whose files give another one refuses."""
     task: str
+    documents: int
+    """Documents the task evaluates (after --limit)."""
     requested_as: str
     task_hashes: Mapping[str, str]
     first: int
@@ -133,7 +144,8 @@ class ShardWorker:
                 model=lm,
                 tasks=[task],
                 num_fewshot=job.spec.num_fewshot,
-                samples={job.task: list(range(job.end))},  # documents after the shard are not needed
+                # The shard's last chunk may reach past its documents, never by more than a chunk's requests.
+                samples={job.task: list(range(min(job.documents, job.end + largest_chunk(job.spec.batch_size))))},
                 task_manager=manager,
                 log_samples=True,
                 random_seed=seed,

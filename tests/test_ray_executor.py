@@ -1,8 +1,10 @@
 """`--executor ray` on a local Ray cluster of 2 workers: the record equals the local run's; an
 interrupted driver or a killed worker changes nothing but the work redone.
 
-Cheap by design (2 cores): one cluster for the module, 4 documents per task, 2 per shard, the local
-reference run once.
+Cheap by design (2 cores): one cluster for the module, 20 documents per task, the local reference
+run once. Batch size 2 makes chunks of 32 requests (HarnessLM computes a task chunk by chunk, each in
+its own batches): xcopa_it's 40 requests are two chunks, starting in the first and the third shard of
+8 documents, arithmetic_2da's 20 one chunk, so some shards are empty and none may split a chunk.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from harness.spec import build_spec
 from harness.task_index import known_names, task_manager
 
 MODELS = ["smollm2-135m-instruct+quantize:bits=8"]  # and its base: two variants
-TASKS = "arithmetic_2da,arithmetic_3ds"
-LIMIT = 4
+TASKS = "arithmetic_2da,xcopa_it"
+LIMIT, BATCH, SHARD = 20, 2, 8
+REQUESTS = {"arithmetic_2da": 20, "xcopa_it": 40}  # one per answer choice
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,8 @@ def local_run(tmp_path_factory, models, data_dir):
     root = tmp_path_factory.mktemp("local")
     cache = _fresh_cache(root / "cache", models)
     env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "HARNESS_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    args = ["eval", "--model", MODELS[0], "--tasks", TASKS, "--limit", str(LIMIT), "--output-dir", str(root / "out"), "--output", "json"]
+    args = ["eval", "--model", MODELS[0], "--tasks", TASKS, "--limit", str(LIMIT), "--batch-size", str(BATCH),
+            "--output-dir", str(root / "out"), "--output", "json"]
     code = (
         "import sys; from harness.cli import main; code = main(sys.argv[1:]);"
         " print('RAY_IMPORTED', 'ray' in sys.modules); sys.exit(code)"
@@ -90,7 +94,7 @@ def ray_env(monkeypatch, tmp_path, models, data_dir, cluster) -> Path:
 
 
 def _spec(out: Path):
-    given = {"model": MODELS, "tasks": TASKS, "limit": str(LIMIT), "output_dir": str(out)}
+    given = {"model": MODELS, "tasks": TASKS, "limit": str(LIMIT), "batch_size": str(BATCH), "output_dir": str(out)}
     return build_spec(given, known_names(task_manager()))
 
 
@@ -111,7 +115,7 @@ def _assert_same_as_local(ray_dir: Path, local_dir: Path):
     assert [v.identity for v in record.variants] == [v.identity for v in local.variants]
     assert [v.cost for v in record.variants] == [v.cost for v in local.variants]
     # The driver's own evaluation found every request in the cache: the workers made exactly its requests.
-    assert all(r.requests_computed == 0 and r.requests_cached == LIMIT for r in record.results if r.kind == "task")
+    assert all(r.requests_computed == 0 and r.requests_cached == REQUESTS[r.task] for r in record.results if r.kind == "task")
     return record
 
 
@@ -121,20 +125,26 @@ def test_cli_ray_run_equals_the_local_run_and_the_local_path_never_imports_ray(t
     cache = _fresh_cache(tmp_path / "cache", models)
     env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "HARNESS_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
     # The CLI joins the module's cluster (--address) as a second driver.
-    args = ["eval", "--model", MODELS[0], "--tasks", TASKS, "--limit", str(LIMIT), "--executor", "ray", "--address", cluster, "--shard-size", "2"]
+    args = ["eval", "--model", MODELS[0], "--tasks", TASKS, "--limit", str(LIMIT), "--batch-size", str(BATCH),
+            "--executor", "ray", "--address", cluster, "--shard-size", str(SHARD)]
     done = run_cli([*args, "--output-dir", str(tmp_path / "out"), "--output", "json"], env, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     ray_dir = Path(json.loads(done.stdout)["record"]).parent
     record = _assert_same_as_local(ray_dir, local_dir)
     # Progress per variant on the driver.
     for model in ("smollm2-135m-instruct", MODELS[0]):
-        assert f"[ray] {model}: 4/4 shards" in done.stderr
+        assert f"[ray] {model}: 6/6 shards" in done.stderr
     execution = record.execution
-    assert execution.executor == "ray" and execution.address == cluster and execution.shard_size == 2
+    assert execution.executor == "ray" and execution.address == cluster and execution.shard_size == SHARD
     assert execution.workers == len({s.worker for s in execution.shards}) == 2
-    assert len(execution.shards) == 2 * 2 * (LIMIT // 2)
-    assert {(s.first, s.end) for s in execution.shards} == {(0, 2), (2, 4)}
-    assert all(s.status == "computed" and s.requests_computed == 2 and s.seconds > 0 for s in execution.shards)
+    shards = execution.shards
+    assert [(s.task, s.first, s.end) for s in shards[:6]] == [(t, a, b) for t in REQUESTS for a, b in ((0, 8), (8, 16), (16, 20))]
+    assert len(shards) == 12 and all(s.status == "computed" and s.seconds > 0 for s in shards)
+    # Each chunk computed once, by the shard where it starts: xcopa_it's second chunk starts at document 16.
+    computed = {(s.variant, s.task, s.first): s.requests_computed for s in shards}
+    for variant in {s.variant for s in shards}:
+        assert [computed[variant, "xcopa_it", first] for first in (0, 8, 16)] == [32, 0, 8]
+        assert [computed[variant, "arithmetic_2da", first] for first in (0, 8, 16)] == [20, 0, 0]
     # A variant is built at most once per worker, only by the first shard that needs it there.
     built = [(s.worker, s.variant) for s in execution.shards if s.load_seconds is not None]
     assert execution.models_built == len(built) == len(set(built)) >= 2
@@ -151,7 +161,7 @@ def test_an_interrupted_driver_resumes_and_a_killed_worker_is_replaced_with_the_
         if len(finished) == 3:
             raise KeyboardInterrupt  # the driver dies with three shards' results stored
 
-    one_worker = RayOptions(shard_size=2, cpus_per_worker=2)  # one process to start, not two: cheaper here
+    one_worker = RayOptions(shard_size=SHARD, cpus_per_worker=2)  # one process to start, not two: cheaper here
     with pytest.raises(KeyboardInterrupt):
         run(spec, ["test"], RayExecutor(one_worker, on_shard=interrupt_after_three))
     assert not list((ray_env / "out").glob("2*"))  # no run folder from the interrupted run
@@ -164,13 +174,13 @@ def test_an_interrupted_driver_resumes_and_a_killed_worker_is_replaced_with_the_
             killed.append(outcome.worker)
             os.kill(int(outcome.worker.rsplit(":", 1)[1]), signal.SIGKILL)
 
-    executor = RayExecutor(RayOptions(shard_size=2, max_models_per_worker=1), on_shard=kill_once)
+    executor = RayExecutor(RayOptions(shard_size=SHARD, max_models_per_worker=1), on_shard=kill_once)
     record, ray_dir = run(spec, ["test"], executor)
     _assert_same_as_local(ray_dir, local_run[0])
     shards = record.execution.shards
     statuses = [s.status for s in shards]
     # Only the shards without stored results were computed again.
     assert statuses.count("resumed") == 3 and statuses.count("computed") == len(shards) - 3
-    # Ray restarted the killed worker, which finished its shard: three processes ran the five shards.
+    # Ray restarted the killed worker, which finished its shard: three processes ran the nine shards.
     computed_by = {s.worker for s in shards if s.status == "computed"}
     assert killed and killed[0] in computed_by and len(computed_by) == 3
