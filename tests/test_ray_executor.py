@@ -1,10 +1,11 @@
 """`--executor ray` on a local Ray cluster of 2 workers: the record equals the local run's; an
 interrupted driver or a killed worker changes nothing but the work redone.
 
-Cheap by design (2 cores): one cluster for the module, 20 documents per task, the local reference
-run once. Batch size 2 makes chunks of 32 requests (HarnessLM computes a task chunk by chunk, each in
-its own batches): xcopa_it's 40 requests are two chunks, starting in the first and the third shard of
-8 documents, arithmetic_2da's 20 one chunk, so some shards are empty and none may split a chunk.
+Cheap by design (2 cores): one cluster for the module, few documents, the local reference run once.
+Batch size 2 makes chunks of 32 requests (HarnessLM computes a task chunk by chunk, each in its own
+batches): arithmetic_2da's 40 requests are two chunks, starting in the first and the fifth shard of 8
+documents; xcopa_it's 20 (two choices of varied length per document) one chunk over two shards. Some
+shards are empty, and none may split a chunk, or its log-likelihoods would move by ~1e-5.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from harness.task_index import known_names, task_manager
 
 MODELS = ["smollm2-135m-instruct+quantize:bits=8"]  # and its base: two variants
 TASKS = "arithmetic_2da,xcopa_it"
-LIMIT, BATCH, SHARD = 20, 2, 8
-REQUESTS = {"arithmetic_2da": 20, "xcopa_it": 40}  # one per answer choice
+LIMIT, BATCH, SHARD = "40,xcopa_it=10", 2, 8
+REQUESTS = {"arithmetic_2da": 40, "xcopa_it": 20}  # one per answer choice
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def local_run(tmp_path_factory, models, data_dir):
     root = tmp_path_factory.mktemp("local")
     cache = _fresh_cache(root / "cache", models)
     env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "HARNESS_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    args = ["eval", "--model", MODELS[0], "--tasks", TASKS, "--limit", str(LIMIT), "--batch-size", str(BATCH),
+    args = ["eval", "--model", MODELS[0], "--tasks", TASKS, "--limit", LIMIT, "--batch-size", str(BATCH),
             "--output-dir", str(root / "out"), "--output", "json"]
     code = (
         "import sys; from harness.cli import main; code = main(sys.argv[1:]);"
@@ -94,7 +95,7 @@ def ray_env(monkeypatch, tmp_path, models, data_dir, cluster) -> Path:
 
 
 def _spec(out: Path):
-    given = {"model": MODELS, "tasks": TASKS, "limit": str(LIMIT), "batch_size": str(BATCH), "output_dir": str(out)}
+    given = {"model": MODELS, "tasks": TASKS, "limit": LIMIT, "batch_size": str(BATCH), "output_dir": str(out)}
     return build_spec(given, known_names(task_manager()))
 
 
@@ -125,7 +126,7 @@ def test_cli_ray_run_equals_the_local_run_and_the_local_path_never_imports_ray(t
     cache = _fresh_cache(tmp_path / "cache", models)
     env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "HARNESS_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
     # The CLI joins the module's cluster (--address) as a second driver.
-    args = ["eval", "--model", MODELS[0], "--tasks", TASKS, "--limit", str(LIMIT), "--batch-size", str(BATCH),
+    args = ["eval", "--model", MODELS[0], "--tasks", TASKS, "--limit", LIMIT, "--batch-size", str(BATCH),
             "--executor", "ray", "--address", cluster, "--shard-size", str(SHARD)]
     done = run_cli([*args, "--output-dir", str(tmp_path / "out"), "--output", "json"], env, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -133,18 +134,20 @@ def test_cli_ray_run_equals_the_local_run_and_the_local_path_never_imports_ray(t
     record = _assert_same_as_local(ray_dir, local_dir)
     # Progress per variant on the driver.
     for model in ("smollm2-135m-instruct", MODELS[0]):
-        assert f"[ray] {model}: 6/6 shards" in done.stderr
+        assert f"[ray] {model}: 7/7 shards" in done.stderr
     execution = record.execution
     assert execution.executor == "ray" and execution.address == cluster and execution.shard_size == SHARD
     assert execution.workers == len({s.worker for s in execution.shards}) == 2
     shards = execution.shards
-    assert [(s.task, s.first, s.end) for s in shards[:6]] == [(t, a, b) for t in REQUESTS for a, b in ((0, 8), (8, 16), (16, 20))]
-    assert len(shards) == 12 and all(s.status == "computed" and s.seconds > 0 for s in shards)
-    # Each chunk computed once, by the shard where it starts: xcopa_it's second chunk starts at document 16.
+    assert [(s.task, s.first, s.end) for s in shards[:7]] == [
+        *(("arithmetic_2da", first, first + 8) for first in range(0, 40, 8)), ("xcopa_it", 0, 8), ("xcopa_it", 8, 10)
+    ]
+    assert len(shards) == 14 and all(s.status == "computed" and s.seconds > 0 for s in shards)
+    # Each chunk computed once, by the shard where it starts: arithmetic_2da's second chunk starts at document 32.
     computed = {(s.variant, s.task, s.first): s.requests_computed for s in shards}
     for variant in {s.variant for s in shards}:
-        assert [computed[variant, "xcopa_it", first] for first in (0, 8, 16)] == [32, 0, 8]
-        assert [computed[variant, "arithmetic_2da", first] for first in (0, 8, 16)] == [20, 0, 0]
+        assert [computed[variant, "arithmetic_2da", first] for first in range(0, 40, 8)] == [32, 0, 0, 0, 8]
+        assert [computed[variant, "xcopa_it", first] for first in (0, 8)] == [20, 0]
     # A variant is built at most once per worker, only by the first shard that needs it there.
     built = [(s.worker, s.variant) for s in execution.shards if s.load_seconds is not None]
     assert execution.models_built == len(built) == len(set(built)) >= 2
