@@ -38,7 +38,32 @@ from harness.vlm.loading import is_vision_language, is_vision_language_model
 # Results are committed to the cache once per chunk of this many batches: log-likelihoods are cheap,
 # a generation can take seconds, so a killed run loses at most a few batches of either. A chunk is
 # also what the fast path sorts by length: larger chunks pad less.
-_BATCHES_PER_CHUNK = {"loglikelihood": 64, "loglikelihood_rolling": 4, "generate_until": 2}
+_BATCHES_PER_CHUNK = {"loglikelihood": 16, "loglikelihood_rolling": 4, "generate_until": 2}
+
+
+def chunk_size(kind: str, batch_size: int | str) -> int:
+    """Requests per chunk of `kind`."""
+    return _BATCHES_PER_CHUNK[kind] * (batch_size if isinstance(batch_size, int) else 8)
+
+
+def largest_chunk(batch_size: int | str) -> int:
+    """Requests in the largest chunk of any kind: a chunk starting at a document ends within this
+    many documents of it (each document makes at least one request)."""
+    return max(chunk_size(kind, batch_size) for kind in _BATCHES_PER_CHUNK)
+
+
+def _chunks(units: list[list[int]], size: int) -> list[list[int]]:
+    """Units in order, cut after the first unit that brings a chunk to `size` requests or more."""
+    chunks: list[list[int]] = []
+    part: list[int] = []
+    for unit in units:
+        part.extend(unit)
+        if len(part) >= size:
+            chunks.append(part)
+            part = []
+    if part:
+        chunks.append(part)
+    return chunks
 
 
 def resolve_device(device: str | None, fall_back: bool = False) -> str:
@@ -90,10 +115,19 @@ class HarnessLM(LM):
         cache: RequestCache | None = None,
         task_hashes: Mapping[str, str] | None = None,
         members: Sequence[Any] = (),
+        **others: Any,
     ) -> None:
         """`model`: a model string (plain lm-eval use). harness's runner passes a resolved
         `variant`, its request `cache` and the config hash of every task instead, and the
         `members` of its shared-trunk group (harness._shared_trunk), scored on its passes."""
+        if others:
+            # HFLM's own model args (parallelize, device_map, ...) would build the model from a path;
+            # a variant is built by harness on one device per process.
+            raise HarnessError(
+                f"--model harness does not take {', '.join(sorted(others))}: a variant runs on one device per"
+                " process; spread a grid with `harness eval --executor ray`, or give a base without wrappers to"
+                " lm-eval's hf or vllm model (README: Scale-out)"
+            )
         super().__init__()
         if variant is None:
             spec = VariantSpec.parse(model)
@@ -252,8 +286,11 @@ class HarnessLM(LM):
         units: list[list[int]],
     ) -> list[Any]:
         """Answer from the cache where possible; compute the rest task by task, chunk by chunk.
-        `units` are the index groups computed together (one prompt's samples); a unit with any
-        answer missing is computed whole."""
+        `units` are the index groups computed together (one prompt's samples). Chunks are cut from
+        all of a task's units, cached or not, and a chunk with any answer missing is computed whole:
+        HFLM batches within a chunk, and a log-likelihood moves with the batch it is computed in
+        (by ~1e-5), so this way every answer comes from the same batch whatever the cache held
+        before (a resumed run, a shard computed by a scale-out worker)."""
         if not self._sees_images and (task := next((r.task_name for r in requests if images_of(r.args)), None)):
             raise HarnessError(f"task {task} shows images: {self.variant.spec.model} is not a vision-language model")
         keys: list[str | None] = [None] * len(requests)
@@ -262,41 +299,38 @@ class HarnessLM(LM):
             keys = [self._cache.key(self._task_hashes[r.task_name], kind, key_args(i)) for i, r in enumerate(requests)]
             found = self._cache.get_many(keys)
         answers: list[Any] = [found.get(k) if k is not None else None for k in keys]
-        missing: dict[str, list[list[int]]] = defaultdict(list)
+        by_task: dict[str, list[list[int]]] = defaultdict(list)
         for unit in units:
-            task = requests[unit[0]].task_name
-            if all(keys[i] is not None and keys[i] in found for i in unit):
-                self.task_cached[task] += len(unit)
-            else:
-                missing[task].append(unit)
-        total = sum(len(u) for task_units in missing.values() for u in task_units)
+            by_task[requests[unit[0]].task_name].append(unit)
+        size = chunk_size(kind, self.batch_size)
+        missing: list[tuple[str, list[int]]] = []
+        for task, task_units in by_task.items():
+            for part in _chunks(task_units, size):
+                if not self._wanted(requests, part):
+                    continue
+                if all(keys[i] is not None and keys[i] in found for i in part):
+                    self.task_cached[task] += len(part)
+                else:
+                    missing.append((task, part))
+        total = sum(len(part) for _, part in missing)
         if total:
             self.hf()  # build the model now, so that its load time is not counted as a task's
-        chunk = _BATCHES_PER_CHUNK[kind] * (self.batch_size if isinstance(self.batch_size, int) else 8)
-        # Chunks run across tasks (MMLU's 57 subjects at --limit 1 are 57 questions, not 57 batches of
-        # one); a chunk's seconds are shared among its tasks by their requests in it.
-        queue = [(task, unit) for task, task_units in missing.items() for unit in task_units]
         with tqdm(total=total, desc=f"{self.variant.spec.model} {kind}", unit="req", disable=total == 0) as bar:
-            part: list[int] = []
-            owners: dict[str, int] = defaultdict(int)
-            for n, (task, unit) in enumerate(queue):
-                part.extend(unit)
-                owners[task] += len(unit)
-                if len(part) < chunk and n + 1 < len(queue):
-                    continue
+            for task, part in missing:
                 began = time.perf_counter()
                 results = compute(part)
-                spent = time.perf_counter() - began
-                for owner, count in owners.items():
-                    self.task_seconds[owner] += spent * count / len(part)
-                    self.task_computed[owner] += count
+                self.task_seconds[task] += time.perf_counter() - began
+                self.task_computed[task] += len(part)
                 for i, result in zip(part, results):
                     answers[i] = result
                 if self._cache is not None:
                     self._cache.put_many((keys[i], answers[i]) for i in part)
                 bar.update(len(part))
-                part, owners = [], defaultdict(int)
         return answers
+
+    def _wanted(self, requests: list[Instance], part: list[int]) -> bool:
+        """Whether to answer this chunk (a scale-out worker answers only the chunks of its shard)."""
+        return True
 
     # lm-eval asks these for chat templates and logging; they need the tokenizer, hence the model.
     @property

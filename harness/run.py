@@ -27,12 +27,14 @@ from harness._io import atomic_write_text, canonical_json, publish_dir, sha256_j
 from harness._paths import cache_dir
 from harness.cache import RequestCache
 from harness.errors import HarnessError
+from harness.grid import Executor, Workload
 from harness.lm import HarnessLM, resolve_device
 from harness.models import resolve_model
 from harness.records import (
     AppliedRecord,
     CostRecord,
     DataFileRecord,
+    ExecutionRecord,
     MetricValue,
     RunRecord,
     RunSpecRecord,
@@ -101,6 +103,15 @@ class _LoadedTasks:
             size = len(task.eval_docs)
             chosen[name] = list(range(size if n is None else min(n, size)))
         return chosen
+
+    def documents(self, spec: RunSpec) -> dict[str, int]:
+        """Documents each leaf task evaluates: the first N of its eval split."""
+        if chosen := self.samples(spec):
+            return {name: len(indices) for name, indices in chosen.items()}
+        return {
+            name: len(task.eval_docs) if spec.limit is None else min(spec.limit, len(task.eval_docs))
+            for name, task in self.leaves.items()
+        }
 
 
 def _load_tasks(manager, names: Sequence[str], spec: RunSpec) -> _LoadedTasks:
@@ -175,8 +186,9 @@ def _refuse_fit_overlap(variants: Sequence[Variant], files: dict[str, list[data.
                     )
 
 
-def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
-    """Evaluate every variant of `spec` on its tasks; return the record and its run folder."""
+def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None) -> tuple[RunRecord, Path]:
+    """Evaluate every variant of `spec` on its tasks; return the record and its run folder.
+    An `executor` (harness.grid) computes the requests elsewhere first, into the request caches."""
     import lm_eval
 
     from harness import _environment
@@ -231,6 +243,17 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
     )
     scorers = {name: scorer for name, task in first_tasks.leaves.items() if toxicity.is_scored(task)}
     setup_seconds = time.perf_counter() - started
+    execution: ExecutionRecord | None = None
+    if executor is not None:
+        workload = Workload(
+            spec=spec,
+            variants=tuple(variants),
+            documents=first_tasks.documents(spec),
+            requested_as=dict(first_tasks.requested_as),
+            task_hashes=task_hashes,
+            device=device,
+        )
+        execution = executor(workload)
 
     staging = spec.output_dir / ".incomplete" / spec_hash[:16]
     if staging.exists():  # left by a killed run of the same spec; its work is in the cache
@@ -311,6 +334,7 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
             lm_eval=json.loads(canonical_json(raw)),
             environment=environment,
             timings=Timings(total_seconds=time.perf_counter() - started, setup_seconds=setup_seconds),
+            execution=execution,
         )
         write_record(record, staging)
         final = spec.output_dir / run_id
