@@ -16,6 +16,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import ray
+import torch
 
 from harness._paths import cache_dir
 from harness.cache import RequestCache
@@ -133,6 +134,7 @@ class RayExecutor:
         in_flight: dict[ray.ObjectRef, tuple[int, Shard]] = {}
         index_of = {v.identity: i for i, v in reversed(list(enumerate(workload.variants)))}
         models_built = 0
+        threads = torch.get_num_threads()
 
         def submit(n: int) -> None:
             held = [v for v in holds[n] if pending[v]]
@@ -159,6 +161,7 @@ class RayExecutor:
                 first=shard.first,
                 end=shard.end,
                 device=workload.device,
+                threads=threads,
             )
             in_flight[actors[n].evaluate.remote(job)] = (n, shard)
 

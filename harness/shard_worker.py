@@ -81,6 +81,10 @@ class ShardJob:
     first: int
     end: int
     device: str
+    threads: int
+    """The driver's torch thread count. Some float32 matrix products (the LM head over a few
+    scored rows) change their last bits with the thread count, so a worker computes with the
+    driver's, whatever CPUs Ray gave it (OMP_NUM_THREADS is 1 in a one-CPU actor)."""
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,9 @@ class ShardWorker:
         from harness.run import _load_tasks
         from harness.task_index import task_manager
 
+        import torch
+
+        torch.set_num_threads(job.threads)
         began = time.perf_counter()
         lm = self._lm(job)
         built_before = lm.loaded is not None
