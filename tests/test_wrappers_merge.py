@@ -93,6 +93,21 @@ def _tiny(folder, tokenizer_folder, seed: int, intermediate: int = 64):
     return folder
 
 
+def _finetuned(folder, out, seed: int):
+    """`folder`'s model with every decoder weight moved a little and its embeddings kept, as an
+    expert is fine-tuned."""
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    model = LlamaForCausalLM.from_pretrained(folder)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.model.layers.parameters():
+            parameter.add_(0.02 * torch.randn(parameter.shape, generator=generator))
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(folder).save_pretrained(out)
+    return out
+
+
 @pytest.fixture
 def tiny(embedded_default, tmp_path):
     from harness.models import float_folder
@@ -102,7 +117,7 @@ def tiny(embedded_default, tmp_path):
     calibration.write_text("\n".join(f"Q: What is {i} plus {i + 3}? A: {2 * i + 3}" for i in range(40)) + "\n")
     return {
         "a": _tiny(tmp_path / "a", source, 0),
-        "b": _tiny(tmp_path / "b", source, 1),
+        "b": _finetuned(tmp_path / "a", tmp_path / "b", 1),
         "wide": _tiny(tmp_path / "wide", source, 2, intermediate=96),
         "calibration": calibration,
     }
@@ -146,7 +161,8 @@ def test_regmean_pp_sees_the_merged_earlier_layers_and_the_merge_is_cached(tiny)
         assert built.applied[0][1].info["from_cache"] is False
     first = "model.layers.0.self_attn.q_proj.weight"
     later = "model.layers.1.mlp.down_proj.weight"
-    # layer 0 sees the same inputs either way; layer 1 sees the merged layer 0's outputs under ++
+    # layer 0 sees the same inputs either way (the sources share the base's embeddings); layer 1
+    # sees the merged layer 0's outputs under ++
     assert torch.allclose(merged["regmean"][first], merged["regmean_pp"][first], atol=1e-5)
     assert not torch.allclose(merged["regmean"][later], merged["regmean_pp"][later], atol=1e-4)
     # embeddings stay the base's

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness._io import sha256_json
 from harness.errors import HarnessError
@@ -50,6 +51,20 @@ def calibration_texts(source: str, file: str, count: int) -> list[str]:
     from harness.experts.build import calibration_examples
 
     return [e.prompt + e.target for e in calibration_examples(EXPERTS.get(source[len(EXPERT_PREFIX) :]), count)]
+
+
+def load_weights(source: Source) -> Any:
+    """The source's float32 model on the CPU (its tokenizer is the base's business, not loaded)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from harness.models.loading import ensure_float_folder, float_folder
+
+    ensure_float_folder(source.model)
+    model = AutoModelForCausalLM.from_pretrained(
+        float_folder(source.model), dtype=torch.float32, trust_remote_code=False, use_safetensors=True
+    )
+    return model.eval()
 
 
 def texts_sha256(texts: list[str]) -> str:

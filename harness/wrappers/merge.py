@@ -34,7 +34,7 @@ from harness._io import atomic_write_text, sha256_json
 from harness._paths import cache_dir
 from harness.errors import HarnessError
 from harness.wrappers import Applied, Param, register_wrapper
-from harness.wrappers._merge_sources import calibration_texts, resolve_sources, split_list, texts_sha256
+from harness.wrappers._merge_sources import calibration_texts, load_weights, resolve_sources, split_list, texts_sha256
 
 METHODS = ("linear", "task_arithmetic", "ties", "dare", "regmean", "regmean_pp")
 REGMEAN = ("regmean", "regmean_pp")
@@ -122,8 +122,6 @@ def _artifacts(params: dict[str, Any]) -> dict[str, str]:
 def apply_merge(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     from safetensors.torch import load_model, save_model
 
-    from harness.models import load_model as load_source
-
     sources = resolve_sources(params["sources"])
     artifacts = _artifacts(params)
     key = sha256_json({"params": {k: str(v) for k, v in params.items()}, "artifacts": artifacts,
@@ -137,9 +135,9 @@ def apply_merge(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     began = time.perf_counter()
     models = []
     for source in sources:
-        loaded = load_source(source.model, "cpu")
-        _check_shapes(model, loaded.model, source.name)
-        models.append(loaded.model)
+        loaded = load_weights(source)
+        _check_shapes(model, loaded, source.name)
+        models.append(loaded)
     loaded_seconds = time.perf_counter() - began
     facts: dict[str, Any] = {"method": params["method"]}
     if params["method"] in REGMEAN:
@@ -167,10 +165,12 @@ def _fingerprint(model: Any) -> str:
     """sha256 of the model's parameters as they stand (the base, with any wrapper before merge)."""
     import hashlib
 
+    import torch
+
     digest = hashlib.sha256()
     for name, parameter in model.named_parameters():
         digest.update(name.encode())
-        digest.update(parameter.detach().contiguous().view(-1).view(dtype=__import__("torch").uint8).numpy().tobytes())
+        digest.update(parameter.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
