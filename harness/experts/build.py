@@ -155,7 +155,7 @@ def _train(recipe: ExpertRecipe, training: Any, resolved: Any, model: Any, token
             torch.nn.utils.clip_grad_norm_(trained, 1.0)
             optimizer.step()
             schedule.step()
-            losses.append(round(float(loss), 4))
+            losses.append(round(loss.item(), 4))
         train_seconds = time.perf_counter() - began
         model.eval()
     for parameter in model.parameters():

@@ -167,3 +167,5 @@ def xcopa(count: int, seed: int) -> TrainingSet:
 
 
 SKILLS: dict[str, Callable[[int, int], TrainingSet]] = {"arithmetic": arithmetic, "xcopa": xcopa}
+SKILL_TASKS = {"arithmetic": "arithmetic", "xcopa": "xcopa"}
+"""The task (group) that measures each skill: an expert's score there normalises a merge's."""
