@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from tests.conftest import REPO
+from conftest import REPO
 
 
 def _script():
