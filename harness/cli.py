@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--toxicity-samples", dest="toxicity_samples", help="continuations per toxicity prompt (default 25) or 'greedy'")
     ev.add_argument("--config", help="YAML file with the same fields; flags override it")
     ev.add_argument("--output", choices=["table", "json"], default="table", help="what to print at the end")
+    ev.add_argument("--executor", default="local", help="where requests are computed: this process (default) or a Ray cluster (pip install 'harness[ray]')")
+    ev.add_argument("--address", help="with --executor ray: the cluster to join (default: start a local one)")
+    ev.add_argument("--max-models-per-worker", dest="max_models_per_worker", help="with --executor ray: variants a worker holds built at once (default: from the model's size and the worker's memory)")
+    ev.add_argument("--shard-size", dest="shard_size", help="with --executor ray: documents per shard (default 100)")
 
     fit = sub.add_parser("fit", help="fit a steering wrapper's artifact (directions, unit scores) to a file")
     fit.add_argument("wrapper", help="a fitted wrapper: see `harness models`")
@@ -130,10 +134,13 @@ def _eval(args: argparse.Namespace, argv: Sequence[str]) -> int:
     }
     given.update({k: v for k, v in flags.items() if v is not None})
     spec = build_spec(given, known_names(task_manager()))
+    from harness.executors import build_executor
+
+    executor = build_executor(args.executor, args.address, args.max_models_per_worker, args.shard_size)
 
     from harness.run import run
 
-    record, folder = run(spec, ["harness", *argv])
+    record, folder = run(spec, ["harness", *argv], executor)
     if args.output == "json":
         print_json(record, folder)
     else:

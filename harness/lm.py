@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from lm_eval.api.instance import Instance
@@ -36,8 +36,34 @@ from harness.vlm.images import images_of, keyable
 from harness.vlm.loading import is_vision_language, is_vision_language_model
 
 # Results are committed to the cache once per chunk of this many batches: log-likelihoods are cheap,
-# a generation can take seconds, so a killed run loses at most a few batches of either.
+# a generation can take seconds, so a killed run loses at most a few batches of either. A chunk is
+# also what the fast path sorts by length: larger chunks pad less.
 _BATCHES_PER_CHUNK = {"loglikelihood": 16, "loglikelihood_rolling": 4, "generate_until": 2}
+
+
+def chunk_size(kind: str, batch_size: int | str) -> int:
+    """Requests per chunk of `kind`."""
+    return _BATCHES_PER_CHUNK[kind] * (batch_size if isinstance(batch_size, int) else 8)
+
+
+def largest_chunk(batch_size: int | str) -> int:
+    """Requests in the largest chunk of any kind: a chunk starting at a document ends within this
+    many documents of it (each document makes at least one request)."""
+    return max(chunk_size(kind, batch_size) for kind in _BATCHES_PER_CHUNK)
+
+
+def _chunks(units: list[list[int]], size: int) -> list[list[int]]:
+    """Units in order, cut after the first unit that brings a chunk to `size` requests or more."""
+    chunks: list[list[int]] = []
+    part: list[int] = []
+    for unit in units:
+        part.extend(unit)
+        if len(part) >= size:
+            chunks.append(part)
+            part = []
+    if part:
+        chunks.append(part)
+    return chunks
 
 
 def resolve_device(device: str | None, fall_back: bool = False) -> str:
@@ -88,9 +114,20 @@ class HarnessLM(LM):
         variant: Variant | None = None,
         cache: RequestCache | None = None,
         task_hashes: Mapping[str, str] | None = None,
+        members: Sequence[Any] = (),
+        **others: Any,
     ) -> None:
         """`model`: a model string (plain lm-eval use). harness's runner passes a resolved
-        `variant`, its request `cache` and the config hash of every task instead."""
+        `variant`, its request `cache` and the config hash of every task instead, and the
+        `members` of its shared-trunk group (harness._shared_trunk), scored on its passes."""
+        if others:
+            # HFLM's own model args (parallelize, device_map, ...) would build the model from a path;
+            # a variant is built by harness on one device per process.
+            raise HarnessError(
+                f"--model harness does not take {', '.join(sorted(others))}: a variant runs on one device per"
+                " process; spread a grid with `harness eval --executor ray`, or give a base without wrappers to"
+                " lm-eval's hf or vllm model (README: Scale-out)"
+            )
         super().__init__()
         if variant is None:
             spec = VariantSpec.parse(model)
@@ -105,6 +142,7 @@ class HarnessLM(LM):
         self.seed = int(seed)
         self._cache = cache
         self._task_hashes = dict(task_hashes or {})
+        self._members = tuple(members)
         self._hf: Any = None
         self._hf_by_batch: dict[int, Any] = {}
         self.loaded: LoadedVariant | None = None
@@ -115,15 +153,14 @@ class HarnessLM(LM):
     def hf(self):
         """lm-eval's HFLM around the built variant, created on the first cache miss."""
         if self._hf is None:
-            from lm_eval.models.huggingface import HFLM
-
+            from harness._fast_loglikelihood import FastHFLM
             from harness._summed_scores import SummedScoresHFLM
             from harness.wrappers.decoding import sums_raw_scores
 
             self.loaded = self.variant.load(self.device_name)
             if self._cache is not None and self.loaded.cost is not None:
                 self._cache.put_fact("cost", self.loaded.cost.model_dump())
-            lm_class = HFLM
+            lm_class = FastHFLM  # HFLM's numbers; falls back to HFLM's path where it cannot reproduce them
             if is_vision_language_model(self.loaded.model):
                 from harness.vlm.scorer import VLMScorer
 
@@ -137,6 +174,10 @@ class HarnessLM(LM):
                 max_batch_size=self.max_batch_size,
                 device=self.device_name,
             )
+            if self._members and lm_class is FastHFLM:
+                from harness._shared_trunk import attach
+
+                attach(self._members, self._hf, self.loaded.model, self.loaded.tokenizer)
         return self._hf
 
     def _hf_batch_of(self, size: int):
@@ -149,8 +190,31 @@ class HarnessLM(LM):
         return self._hf_by_batch[size]
 
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
-        out = self._answer(requests, "loglikelihood", lambda r: self.hf().loglikelihood(r, disable_tqdm=True))
+        # A question's choices stay in one chunk, so the fast path runs their shared context once.
+        by_context: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, request in enumerate(requests):
+            by_context[(request.task_name, request.args[0])].append(i)
+        out = self._answer_indexed(
+            requests,
+            "loglikelihood",
+            lambda part: self._loglikelihood_shared([requests[i] for i in part]),
+            lambda i: keyable(requests[i].args),
+            list(by_context.values()),
+        )
         return [(float(v[0]), bool(v[1])) for v in out]
+
+    def _loglikelihood_shared(self, part: list[Instance]) -> list[tuple[float, bool]]:
+        """HFLM's answers for `part`; the shared-trunk members' answers go to their caches."""
+        answers = self.hf().loglikelihood(part, disable_tqdm=True)
+        if self._members and getattr(self._hf, "extra_heads", ()):
+            from harness._shared_trunk import store
+
+            store(
+                self._members,
+                lambda cache: [cache.key(self._task_hashes[r.task_name], "loglikelihood", keyable(r.args)) for r in part],
+                self._hf.extra_results,
+            )
+        return answers
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         def compute(part: list[Instance]) -> list[list[float]]:
@@ -222,8 +286,11 @@ class HarnessLM(LM):
         units: list[list[int]],
     ) -> list[Any]:
         """Answer from the cache where possible; compute the rest task by task, chunk by chunk.
-        `units` are the index groups computed together (one prompt's samples); a unit with any
-        answer missing is computed whole."""
+        `units` are the index groups computed together (one prompt's samples). Chunks are cut from
+        all of a task's units, cached or not, and a chunk with any answer missing is computed whole:
+        HFLM batches within a chunk, and a log-likelihood moves with the batch it is computed in
+        (by ~1e-5), so this way every answer comes from the same batch whatever the cache held
+        before (a resumed run, a shard computed by a scale-out worker)."""
         if not self._sees_images and (task := next((r.task_name for r in requests if images_of(r.args)), None)):
             raise HarnessError(f"task {task} shows images: {self.variant.spec.model} is not a vision-language model")
         keys: list[str | None] = [None] * len(requests)
@@ -232,35 +299,38 @@ class HarnessLM(LM):
             keys = [self._cache.key(self._task_hashes[r.task_name], kind, key_args(i)) for i, r in enumerate(requests)]
             found = self._cache.get_many(keys)
         answers: list[Any] = [found.get(k) if k is not None else None for k in keys]
-        missing: dict[str, list[list[int]]] = defaultdict(list)
+        by_task: dict[str, list[list[int]]] = defaultdict(list)
         for unit in units:
-            task = requests[unit[0]].task_name
-            if all(keys[i] is not None and keys[i] in found for i in unit):
-                self.task_cached[task] += len(unit)
-            else:
-                missing[task].append(unit)
-        total = sum(len(u) for task_units in missing.values() for u in task_units)
+            by_task[requests[unit[0]].task_name].append(unit)
+        size = chunk_size(kind, self.batch_size)
+        missing: list[tuple[str, list[int]]] = []
+        for task, task_units in by_task.items():
+            for part in _chunks(task_units, size):
+                if not self._wanted(requests, part):
+                    continue
+                if all(keys[i] is not None and keys[i] in found for i in part):
+                    self.task_cached[task] += len(part)
+                else:
+                    missing.append((task, part))
+        total = sum(len(part) for _, part in missing)
         if total:
             self.hf()  # build the model now, so that its load time is not counted as a task's
-        chunk = _BATCHES_PER_CHUNK[kind] * (self.batch_size if isinstance(self.batch_size, int) else 8)
         with tqdm(total=total, desc=f"{self.variant.spec.model} {kind}", unit="req", disable=total == 0) as bar:
-            for task, task_units in missing.items():
-                part: list[int] = []
-                for n, unit in enumerate(task_units):
-                    part.extend(unit)
-                    if len(part) < chunk and n + 1 < len(task_units):
-                        continue
-                    began = time.perf_counter()
-                    results = compute(part)
-                    self.task_seconds[task] += time.perf_counter() - began
-                    self.task_computed[task] += len(part)
-                    for i, result in zip(part, results):
-                        answers[i] = result
-                    if self._cache is not None:
-                        self._cache.put_many((keys[i], answers[i]) for i in part)
-                    bar.update(len(part))
-                    part = []
+            for task, part in missing:
+                began = time.perf_counter()
+                results = compute(part)
+                self.task_seconds[task] += time.perf_counter() - began
+                self.task_computed[task] += len(part)
+                for i, result in zip(part, results):
+                    answers[i] = result
+                if self._cache is not None:
+                    self._cache.put_many((keys[i], answers[i]) for i in part)
+                bar.update(len(part))
         return answers
+
+    def _wanted(self, requests: list[Instance], part: list[int]) -> bool:
+        """Whether to answer this chunk (a scale-out worker answers only the chunks of its shard)."""
+        return True
 
     # lm-eval asks these for chat templates and logging; they need the tokenizer, hence the model.
     @property

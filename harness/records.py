@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from harness._io import atomic_write_text, sha256_json
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 SampleMode = Literal["public", "full"]
 """`public`: document ids, hashes, scores and model outputs only (what may be committed: the datasets
@@ -193,6 +193,53 @@ class Timings(_Frozen):
     """Spec checks, model resolution (hashing) and task loading, before the first variant."""
 
 
+class ShardRecord(_Frozen):
+    """One document shard of one variant on one task, as a scale-out executor ran it (schema 1.3)."""
+
+    variant: str
+    """The variant's identity."""
+    task: str
+    first: int
+    """Index of the shard's first document."""
+    end: int
+    """One past its last document."""
+    status: Literal["computed", "resumed"]
+    """`resumed`: an earlier, interrupted run had stored its results; this run only read them."""
+    seconds: float | None = None
+    """Wall time on the worker, the variant's build excluded (None when resumed)."""
+    load_seconds: float | None = None
+    """Time the worker took to build the variant when this shard was the first to need it there."""
+    worker: str | None = None
+    """`NODE:PID` of the worker process that ran it."""
+    requests_computed: int | None = None
+    requests_cached: int | None = None
+    """Requests the worker found in its own cache (a shard retried after its worker died)."""
+    worker_peak_rss_bytes: int | None = None
+    """Peak resident memory of that worker process so far."""
+    finished_seconds: float | None = None
+    """When the driver stored its results, in seconds from the start of the cluster phase."""
+
+
+class ExecutionRecord(_Frozen):
+    """How a scale-out executor spread the run's grid; the results themselves are the same as a
+    local run's (schema 1.3)."""
+
+    executor: Literal["ray"]
+    address: str | None
+    """The cluster joined; None: a local cluster started for the run."""
+    workers: int
+    max_models_per_worker: int | None
+    """As given; None: each worker derived it from the measured size of the first model it built."""
+    shard_size: int
+    """Documents per shard (the last shard of a task may hold fewer)."""
+    models_built: int
+    """Variant builds on all workers together (a variant is built once per worker that needs it)."""
+    seconds: float
+    """Wall time of the cluster phase, up to the last shard's results stored."""
+    driver_peak_rss_bytes: int
+    shards: tuple[ShardRecord, ...]
+
+
 class RunRecord(_Frozen):
     """Everything one `harness eval` produced and needs to be reproduced."""
 
@@ -211,6 +258,8 @@ class RunRecord(_Frozen):
     """Per variant identity: lm-eval's own results, groups, versions, n-shot, higher_is_better, n-samples."""
     environment: Environment
     timings: Timings
+    execution: ExecutionRecord | None = None
+    """Set when the run's requests were computed by a scale-out executor (`--executor ray`)."""
 
 
 def record_json_schema() -> dict[str, Any]:

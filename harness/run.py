@@ -9,6 +9,7 @@ not finished; the run folder is assembled in `<output-dir>/.incomplete/` and ren
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -21,16 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import data, toxicity
+from harness import _shared_trunk, data, toxicity
 from harness._io import atomic_write_text, canonical_json, publish_dir, sha256_json
 from harness._paths import cache_dir
 from harness.cache import RequestCache
 from harness.errors import HarnessError
+from harness.grid import Executor, Workload
 from harness.lm import HarnessLM, resolve_device
 from harness.models import resolve_model
 from harness.records import (
+    AppliedRecord,
     CostRecord,
     DataFileRecord,
+    ExecutionRecord,
     MetricValue,
     RunRecord,
     RunSpecRecord,
@@ -100,6 +104,15 @@ class _LoadedTasks:
             chosen[name] = list(range(size if n is None else min(n, size)))
         return chosen
 
+    def documents(self, spec: RunSpec) -> dict[str, int]:
+        """Documents each leaf task evaluates: the first N of its eval split."""
+        if chosen := self.samples(spec):
+            return {name: len(indices) for name, indices in chosen.items()}
+        return {
+            name: len(task.eval_docs) if spec.limit is None else min(spec.limit, len(task.eval_docs))
+            for name, task in self.leaves.items()
+        }
+
 
 def _load_tasks(manager, names: Sequence[str], spec: RunSpec) -> _LoadedTasks:
     """The requested tasks, with the run's settings that live in a task's config applied."""
@@ -117,7 +130,27 @@ def _load_tasks(manager, names: Sequence[str], spec: RunSpec) -> _LoadedTasks:
     for task in leaves.values():
         if toxicity.is_scored(task):
             toxicity.apply_samples(task, spec.toxicity_samples)
+        _process_docs_once(task)
     return _LoadedTasks(top_level, leaves, requested_as)
+
+
+def _process_docs_once(task: Any) -> None:
+    """lm-eval applies a task's `process_docs` on every access to its documents (five times per
+    arithmetic subtask even at --limit 1, each a map over 2,000 documents: 5 s of a 17 s run); the
+    result is the same every time, so keep it per split. `functools.wraps` keeps the function's
+    name, hence the task's config hash."""
+    process = getattr(task.config, "process_docs", None)
+    if not callable(process) or hasattr(process, "__wrapped__"):
+        return
+    done: dict[int, tuple[Any, Any]] = {}
+
+    @functools.wraps(process)
+    def once(dataset: Any) -> Any:
+        if id(dataset) not in done:  # the dataset is kept with its result, so its id is not reused
+            done[id(dataset)] = (dataset, process(dataset))
+        return done[id(dataset)][1]
+
+    task.config.process_docs = once
 
 
 def _metrics(entry: dict[str, Any]) -> dict[str, MetricValue]:
@@ -153,8 +186,9 @@ def _refuse_fit_overlap(variants: Sequence[Variant], files: dict[str, list[data.
                     )
 
 
-def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
-    """Evaluate every variant of `spec` on its tasks; return the record and its run folder."""
+def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None) -> tuple[RunRecord, Path]:
+    """Evaluate every variant of `spec` on its tasks; return the record and its run folder.
+    An `executor` (harness.grid) computes the requests elsewhere first, into the request caches."""
     import lm_eval
 
     from harness import _environment
@@ -209,6 +243,17 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
     )
     scorers = {name: scorer for name, task in first_tasks.leaves.items() if toxicity.is_scored(task)}
     setup_seconds = time.perf_counter() - started
+    execution: ExecutionRecord | None = None
+    if executor is not None:
+        workload = Workload(
+            spec=spec,
+            variants=tuple(variants),
+            documents=first_tasks.documents(spec),
+            requested_as=dict(first_tasks.requested_as),
+            task_hashes=task_hashes,
+            device=device,
+        )
+        execution = executor(workload)
 
     staging = spec.output_dir / ".incomplete" / spec_hash[:16]
     if staging.exists():  # left by a killed run of the same spec; its work is in the cache
@@ -216,9 +261,14 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
     staging.mkdir(parents=True)
     try:
         variant_records, results, raw = [], [], {}
+        groups = _shared_trunk.plan(variants)  # head-only variants of one base: one decoder pass
         for index, variant in enumerate(variants):
             loaded_tasks = first_tasks if index == 0 else _load_tasks(manager, spec.tasks, spec)
             cache = RequestCache(cache_dir() / "requests", variant.identity)
+            members = [
+                _shared_trunk.Member(variants[i], RequestCache(cache_dir() / "requests", variants[i].identity))
+                for i in groups.get(index, ())
+            ]
             lm = HarnessLM(
                 variant=variant,
                 cache=cache,
@@ -226,6 +276,7 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
                 batch_size=spec.batch_size,
                 device=device,
                 seed=spec.seed,
+                members=members,
             )
             scored_before = (toxicity.CLOCK.seconds, toxicity.CLOCK.texts)
             try:
@@ -245,8 +296,11 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
                 cost = lm.loaded.cost if lm.loaded else None
                 if cost is None and (known := cache.get_fact("cost")) is not None:
                     cost = CostRecord.model_validate(known)
+                applied = lm.loaded.applied_records() if lm.loaded else _known_applied(cache)
             finally:
                 cache.close()
+                for member in members:
+                    member.cache.close()
             variant_records.append(
                 VariantRecord(
                     identity=variant.identity,
@@ -259,7 +313,7 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
                     scoring_seconds=round(toxicity.CLOCK.seconds - scored_before[0], 4) if scorer else None,
                     texts_scored=toxicity.CLOCK.texts - scored_before[1] if scorer else None,
                     cost=cost,
-                    applied=lm.loaded.applied_records() if lm.loaded else (),
+                    applied=applied,
                 )
             )
             results.extend(
@@ -280,6 +334,7 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
             lm_eval=json.loads(canonical_json(raw)),
             environment=environment,
             timings=Timings(total_seconds=time.perf_counter() - started, setup_seconds=setup_seconds),
+            execution=execution,
         )
         write_record(record, staging)
         final = spec.output_dir / run_id
@@ -288,6 +343,11 @@ def run(spec: RunSpec, command: Sequence[str]) -> tuple[RunRecord, Path]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return record, final
+
+
+def _known_applied(cache: RequestCache) -> tuple[AppliedRecord, ...]:
+    """A variant's wrapper facts when it was never built: as its shared-trunk leader recorded them."""
+    return tuple(AppliedRecord.model_validate(a) for a in cache.get_fact("applied") or ())
 
 
 def _task_results(

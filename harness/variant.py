@@ -95,6 +95,10 @@ class Variant:
             write_artifact(path, fitted, header(name, fit_params, model_identity))
         return path
 
+    def artifact_path(self, index: int) -> Path:
+        """The fitted artifact of wrapper `index` (found, or fitted now)."""
+        return self._artifact(index, self._interventions[index])
+
     def load(self, device: str) -> LoadedVariant:
         """Build the variant: a fresh copy of the base (never shared with another variant) with each
         wrapper applied in order, and what it costs."""

@@ -35,3 +35,17 @@ def test_schema_is_json_schema_and_versions_are_checked(tmp_path):
     (tmp_path / "record.json").write_text(json.dumps({"schema_version": "9.0"}))
     with pytest.raises(ValueError, match="schema_version '9.0'"):
         read_record(tmp_path)
+
+
+def test_older_records_still_read_without_an_execution_field():
+    """Schema 1.3 added `execution` (set by --executor ray); the committed 1.0-1.2 records still read."""
+    from pathlib import Path
+
+    from harness.records import SCHEMA_VERSION
+
+    assert SCHEMA_VERSION == "1.3"
+    folders = sorted(Path(__file__).resolve().parent.parent.glob("results/*/record.json"))
+    versions = {json.loads(f.read_text())["schema_version"] for f in folders}
+    assert {"1.0", "1.2"} <= versions
+    for folder in folders:
+        assert read_record(folder).execution is None
