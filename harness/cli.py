@@ -46,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     fit.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps or auto (default)")
     fit.add_argument("--data-dir", dest="data_dir", help="local data directory (default $HARNESS_DATA_DIR)")
 
+    experts = sub.add_parser("experts", help="build or list the experts (seeded fine-tunes of the default, merge sources)")
+    experts_sub = experts.add_subparsers(dest="experts_command", required=True)
+    experts_build = experts_sub.add_parser("build", help="fine-tune the experts missing from the cache (minutes each)")
+    experts_build.add_argument("--name", action="append", help="an expert to build (repeatable; default all)")
+    experts_build.add_argument("--data-dir", dest="data_dir", help="local data directory (default $HARNESS_DATA_DIR)")
+    experts_sub.add_parser("list", help="the experts, their recipes and whether each is built")
+
     neurons = sub.add_parser("neurons", help="decode MLP neurons through the LM head to their top tokens")
     neurons.add_argument("--model", default=None, help="model string (default smollm2-135m-instruct)")
     neurons.add_argument("--layer", type=int, required=True, help="decoder layer, from 0")
@@ -161,6 +168,28 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _experts(args: argparse.Namespace) -> int:
+    from harness import data
+    from harness.experts import EXPERTS
+    from harness.experts.build import built_folder, ensure_built, is_built, read_build
+
+    if args.experts_command == "list":
+        for name, recipe in EXPERTS:
+            state = str(built_folder(recipe)) if is_built(recipe) else "not built"
+            print(f"expert:{name}  steps={recipe.steps} batch={recipe.batch} lr={recipe.lr} seed={recipe.seed}  {recipe.doc}\n    {state}")
+        return 0
+    if args.data_dir:
+        os.environ[data.DATA_DIR_ENV] = str(data.data_dir(args.data_dir))
+    recipes = [EXPERTS.get(name) for name in args.name] if args.name else [recipe for _, recipe in EXPERTS]
+    for recipe in recipes:
+        facts = read_build(ensure_built(recipe))
+        print(json.dumps({"expert": f"expert:{recipe.name}", "folder": str(built_folder(recipe)), "seconds": facts["seconds"],
+                          "train_loss": {k: v for k, v in facts["train_loss"].items() if k != "per_step"},
+                          "held_out_loss": facts["held_out_loss"], "disjointness": facts["data"]["disjointness"],
+                          "weights_sha256": facts["weights_sha256"]}, indent=1))
+    return 0
+
+
 def _neurons(args: argparse.Namespace) -> int:
     from harness.models import DEFAULT_MODEL
     from harness.neurons import list_neurons
@@ -271,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _eval(args, argv)
         if args.command == "fit":
             return _fit(args)
+        if args.command == "experts":
+            return _experts(args)
         if args.command == "neurons":
             return _neurons(args)
         if args.command == "tasks":

@@ -1,8 +1,9 @@
 """Locate a base model's files and compute its weight identity, without loading it.
 
-A model string is a catalog name, `hf:ORG/NAME[@REVISION]`, a local Hugging Face folder or a
-`.gguf` file. Resolution may download from the hub (for users who have it) but never builds a
-model, so every variant of a run is checked before the first one is evaluated.
+A model string is a catalog name, `hf:ORG/NAME[@REVISION]`, `expert:NAME` (an expert that
+harness fine-tunes on first use, harness.experts), a local Hugging Face folder or a `.gguf` file.
+Resolution may download from the hub (for users who have it) but never builds a model (an
+expert's first fine-tune aside), so every variant of a run is checked before the first one is evaluated.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from harness._paths import cache_dir
 from harness.models.catalog import CATALOG, BuiltVLM, ChunkedGGUF, HubRepo, PackagedGGUF
 
 HUB_PREFIX = "hf:"
+EXPERT_PREFIX = "expert:"  # the same as harness.experts.EXPERT_PREFIX, which imports this package
 # Weights are read from safetensors or GGUF only: pickled .bin checkpoints can run code.
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "tokenizer*", "*.model", "*.txt"]
 
@@ -41,7 +43,12 @@ class ResolvedModel:
 
 
 def is_syntactically_known(name: str) -> None:
-    """Raise HarnessError unless `name` can name a model (catalog, hf: id or existing path)."""
+    """Raise HarnessError unless `name` can name a model (catalog, hf: id, expert or existing path)."""
+    from harness.experts import EXPERTS
+
+    if name.startswith(EXPERT_PREFIX):
+        EXPERTS.get(name[len(EXPERT_PREFIX) :])
+        return
     if name in CATALOG or name.startswith(HUB_PREFIX):
         if name.startswith(HUB_PREFIX) and "/" not in name[len(HUB_PREFIX) :]:
             raise HarnessError(f"bad hub model {name!r}: expected hf:ORG/NAME[@REVISION]")
@@ -67,6 +74,8 @@ def resolve_model(name: str) -> ResolvedModel:
         if isinstance(source, BuiltVLM):
             return _built_vlm(name, source)
         return _hub(name, source)
+    if name.startswith(EXPERT_PREFIX):
+        return _expert(name)
     if name.startswith(HUB_PREFIX):
         repo, _, revision = name[len(HUB_PREFIX) :].partition("@")
         return _hub(name, HubRepo(repo, revision or "main"))
@@ -101,6 +110,14 @@ def _built_vlm(name: str, source: BuiltVLM) -> ResolvedModel:
     from harness.vlm.recipe import RECIPES
 
     folder = ensure_built(RECIPES[source.recipe])  # trains it first if it is not in the cache
+    return _folder(name, folder, f"built:{folder.name}")
+
+
+def _expert(name: str) -> ResolvedModel:
+    from harness.experts import EXPERTS
+    from harness.experts.build import ensure_built
+
+    folder = ensure_built(EXPERTS.get(name[len(EXPERT_PREFIX) :]))  # fine-tunes it first if it is not in the cache
     return _folder(name, folder, f"built:{folder.name}")
 
 

@@ -131,4 +131,4 @@ __all__ = [
 ]
 
 # The families register themselves on import; they import torch only when applied.
-from harness.wrappers import decoding, depth, droptokens, precision, quantize, steering, units  # noqa: E402,F401
+from harness.wrappers import decoding, depth, droptokens, merge, precision, quantize, steering, units  # noqa: E402,F401
