@@ -11,9 +11,7 @@ killed build leaves a hidden staging folder, never one that looks finished.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from importlib.metadata import version
@@ -22,7 +20,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from harness._io import atomic_write_text, publish_dir, sha256_file
+from harness._io import atomic_write_text, build_dir, sha256_file
 from harness._paths import cache_dir
 from harness.experts.recipes import ExpertRecipe
 from harness.experts.skills import SKILLS, Example
@@ -44,14 +42,7 @@ def ensure_built(recipe: ExpertRecipe) -> Path:
     if is_built(recipe):
         return folder
     print(f"harness: building the {recipe.name} expert once ({recipe.steps} steps, CPU minutes)", file=sys.stderr)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
-        build(recipe, staging)
-        publish_dir(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    build_dir(folder, lambda staging: build(recipe, staging))
     return folder
 
 

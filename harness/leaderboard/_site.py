@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from harness import _curves
-from harness._io import publish_dir
+from harness._io import build_dir
 from harness.compare import number, signed, short_name
 from harness.errors import HarnessError
 from harness.leaderboard._release import read_release, release_paths
@@ -140,18 +139,13 @@ def build_site(root: str | Path = "leaderboard", out: str | Path | None = None) 
     if site.exists() and not (site / MARKER).is_file():
         raise HarnessError(f"{site} exists and is not a generated leaderboard site: give an empty or new --out")
     files = render_site(root, site.resolve())
-    site.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=site.parent, prefix=f".{site.name}."))
-    try:
+
+    def write(staging: Path) -> None:
         for name, text in files.items():
             path = staging / name
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
         os.chmod(staging, 0o755)
-        publish_dir(staging, site)
-    except BaseException:
-        import shutil
 
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    build_dir(site, write)
     return site / "index.html"

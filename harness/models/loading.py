@@ -7,14 +7,12 @@ well under a second.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness._io import publish_dir
+from harness._io import build_dir
 from harness._paths import cache_dir
 from harness.models.sources import ResolvedModel
 from harness.vlm.loading import is_vision_language, load_vision_language
@@ -52,18 +50,13 @@ def ensure_float_folder(resolved: ResolvedModel) -> bool:
         gguf_dir, gguf_file=gguf_name, quantization_config=GgufConfig(dequantize=True)
     )
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+
+    def write(staging: Path) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        (staging / "SOURCE.txt").write_text(
-            f"dequantised from {resolved.path}\nsha256 {resolved.weights_sha256}\n"
-        )
-        publish_dir(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        (staging / "SOURCE.txt").write_text(f"dequantised from {resolved.path}\nsha256 {resolved.weights_sha256}\n")
+
+    build_dir(folder, write)
     return True
 
 

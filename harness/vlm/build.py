@@ -12,9 +12,7 @@ sha256 of the weights written. The folder is assembled aside and renamed into pl
 from __future__ import annotations
 
 import json
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import asdict
 from importlib.metadata import version
@@ -27,7 +25,7 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from harness._io import atomic_write_text, publish_dir, sha256_file
+from harness._io import atomic_write_text, build_dir, sha256_file
 from harness._paths import cache_dir
 from harness.errors import HarnessError
 from harness.vlm.recipe import DEFAULT_RECIPE, IMAGE_TOKEN, PROMPT, VLMRecipe
@@ -47,14 +45,7 @@ def ensure_built(recipe: VLMRecipe = DEFAULT_RECIPE) -> Path:
     if (folder / "build.json").is_file():
         return folder
     print(f"harness: building the offline VLM {recipe.name} once (CPU minutes: 23 on a busy 2-core machine)", file=sys.stderr)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
-        build(recipe, staging)
-        publish_dir(staging, folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    build_dir(folder, lambda staging: build(recipe, staging))
     return folder
 
 
