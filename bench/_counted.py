@@ -53,7 +53,7 @@ def main() -> None:
     torch.nn.modules.module.register_module_forward_hook(_count, with_kwargs=True)
     atexit.register(_write, path)
     if program == "harness":
-        from harness.cli import main as harness_main
+        from harness.cli._main import main as harness_main
 
         sys.exit(harness_main(args))
     if program == "lm_eval":

@@ -40,8 +40,22 @@ def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 def harness_run(args, env, out: Path) -> tuple[float, dict]:
     seconds, stdout = timed(
-        [str(BIN / "harness"), "eval", "--tasks", args.tasks, "--limit", str(args.limit),
-         "--batch-size", str(args.batch_size), "--output-dir", str(out), "--output", "json"], env)
+        [
+            str(BIN / "harness"),
+            "eval",
+            "--tasks",
+            args.tasks,
+            "--limit",
+            str(args.limit),
+            "--batch-size",
+            str(args.batch_size),
+            "--output-dir",
+            str(out),
+            "--output",
+            "json",
+        ],
+        env,
+    )
     record = json.loads(Path(json.loads(stdout)["record"]).read_text())
     return seconds, record
 
@@ -76,9 +90,27 @@ def main() -> None:
             assert accuracies_from_record(warm) == reference
             out = work / f"lm_eval_{round_}"
             seconds, _ = timed(
-                [str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={folder},dtype=float32",
-                 "--include_path", str(REPO / "tasks"), "--tasks", args.tasks, "--limit", str(args.limit),
-                 "--batch_size", str(args.batch_size), "--device", "cpu", "--output_path", str(out)], env)
+                [
+                    str(BIN / "lm_eval"),
+                    "--model",
+                    "hf",
+                    "--model_args",
+                    f"pretrained={folder},dtype=float32",
+                    "--include_path",
+                    str(REPO / "tasks"),
+                    "--tasks",
+                    args.tasks,
+                    "--limit",
+                    str(args.limit),
+                    "--batch_size",
+                    str(args.batch_size),
+                    "--device",
+                    "cpu",
+                    "--output_path",
+                    str(out),
+                ],
+                env,
+            )
             lm_eval_times.append(seconds)
             (results_file,) = out.rglob("results_*.json")
             theirs = json.loads(results_file.read_text())["results"]

@@ -28,10 +28,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness._runs import load_run  # noqa: E402
-from harness.compare import compare  # noqa: E402
-from harness.leaderboard import build_release, build_site  # noqa: E402
-from harness.records import (  # noqa: E402
+from harness.analysis._compare import compare
+from harness.leaderboard import build_release, build_site
+from harness.records._runs import load_run
+from harness.records._schema import (
     BaseIdentity,
     CostRecord,
     DataFileRecord,
@@ -49,9 +49,19 @@ from harness.records import (  # noqa: E402
 
 TASKS = {"quiz_a": "acc", "quiz_b": "acc", "gen": "exact_match", "tox": "toxicity_probability"}
 HIGHER = {"acc": True, "exact_match": True, "toxicity_probability": False}
-ENVIRONMENT = Environment(harness_version="0.1.0", git_commit=None, git_dirty=None, python=platform.python_version(),
-                          packages={}, platform="synthetic", processor="", cpu_count=1, memory_gb=None,
-                          accelerator=None, torch_threads=1)
+ENVIRONMENT = Environment(
+    harness_version="0.1.0",
+    git_commit=None,
+    git_dirty=None,
+    python=platform.python_version(),
+    packages={},
+    platform="synthetic",
+    processor="",
+    cpu_count=1,
+    memory_gb=None,
+    accelerator=None,
+    torch_threads=1,
+)
 
 
 def _variant(index: int, bits: int | None) -> VariantRecord:
@@ -60,8 +70,13 @@ def _variant(index: int, bits: int | None) -> VariantRecord:
     intervention = InterventionRecord(base=base, wrappers=wrappers)
     model = f"synthetic-{index:04d}" + ("" if bits is None else f"+quantize:bits={bits}")
     return VariantRecord(
-        identity=intervention.identity(), model=model, base_origin="local", base_path=f"/models/{index}",
-        intervention=intervention, load_seconds=1.0, load_converted=False,
+        identity=intervention.identity(),
+        model=model,
+        base_origin="local",
+        base_path=f"/models/{index}",
+        intervention=intervention,
+        load_seconds=1.0,
+        load_converted=False,
         cost=CostRecord(parameters=10**8, weight_bytes=(4 * 10**8 if bits is None else bits * 10**8 // 8), flops_per_token=2e8),
     )
 
@@ -81,26 +96,60 @@ def write_run(folder: Path, index: int, docs: int, rng: np.random.Generator) -> 
                     response = [[-1.0 if c == chosen else -2.0 - rng.random(), False] for c in range(3)]
                 else:
                     response = [f"answer {doc} {int(right[doc])}"]
-                lines.append(json.dumps({"doc_id": doc, "filter": "none", "doc_hash": f"{task}-{doc}", "metrics": [metric],
-                                         metric: float(right[doc]), "filtered_resps": response}))
+                lines.append(
+                    json.dumps(
+                        {
+                            "doc_id": doc,
+                            "filter": "none",
+                            "doc_hash": f"{task}-{doc}",
+                            "metrics": [metric],
+                            metric: float(right[doc]),
+                            "filtered_resps": response,
+                        }
+                    )
+                )
             samples = f"samples/{variant.identity[:12]}/{task}.jsonl"
             (folder / samples).parent.mkdir(parents=True, exist_ok=True)
             (folder / samples).write_text("\n".join(lines) + "\n")
             mean = float(right.mean())
-            results.append(TaskResult(
-                variant=variant.identity, task=task, kind="task", version="1.0", num_fewshot=0, n_samples=docs,
-                config_hash="c" * 64, data_files=(DataFileRecord(split="test", path=f"synthetic/{task}.jsonl", origin="data_dir", sha256="d" * 64),),
-                metrics={metric: MetricValue(value=mean, stderr=float(np.sqrt(mean * (1 - mean) / docs)))},
-                higher_is_better={metric: HIGHER[metric]}, samples_file=samples, seconds=0.0,
-                requests_computed=docs, requests_cached=0,
-            ))
+            results.append(
+                TaskResult(
+                    variant=variant.identity,
+                    task=task,
+                    kind="task",
+                    version="1.0",
+                    num_fewshot=0,
+                    n_samples=docs,
+                    config_hash="c" * 64,
+                    data_files=(DataFileRecord(split="test", path=f"synthetic/{task}.jsonl", origin="data_dir", sha256="d" * 64),),
+                    metrics={metric: MetricValue(value=mean, stderr=float(np.sqrt(mean * (1 - mean) / docs)))},
+                    higher_is_better={metric: HIGHER[metric]},
+                    samples_file=samples,
+                    seconds=0.0,
+                    requests_computed=docs,
+                    requests_cached=0,
+                )
+            )
     record = RunRecord(
         run_id=f"20270101T{index // 3600:02d}{index // 60 % 60:02d}{index % 60:02d}Z-bench{index:04d}",
         created_at=f"2027-01-01T{index // 3600:02d}:{index // 60 % 60:02d}:{index % 60:02d}+00:00",
-        command=("harness", "eval"), spec_given={},
-        spec=RunSpecRecord(models=tuple(v.model for v in variants), tasks=tuple(TASKS), limit=docs, num_fewshot=None,
-                           batch_size=8, device="cpu", seed=1234, data_dir=None, samples="public"),
-        variants=tuple(variants), results=tuple(results), lm_eval={}, environment=ENVIRONMENT,
+        command=("harness", "eval"),
+        spec_given={},
+        spec=RunSpecRecord(
+            models=tuple(v.model for v in variants),
+            tasks=tuple(TASKS),
+            limit=docs,
+            num_fewshot=None,
+            batch_size=8,
+            device="cpu",
+            seed=1234,
+            data_dir=None,
+            samples="public",
+        ),
+        variants=tuple(variants),
+        results=tuple(results),
+        lm_eval={},
+        environment=ENVIRONMENT,
         timings=Timings(total_seconds=1.0, setup_seconds=0.1),
     )
     write_record(record, folder)
@@ -130,8 +179,10 @@ def main() -> None:
         size = release.path.stat().st_size / 1e6
         site = sum(p.stat().st_size for p in index.parent.rglob("*") if p.is_file()) / 1e6
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
-        print(f"work: {args.runs} run records x 3 variants x {len(TASKS)} tasks x {args.docs} documents,"
-              f" {args.resamples} bootstrap resamples ({made:.1f} s to write them)")
+        print(
+            f"work: {args.runs} run records x 3 variants x {len(TASKS)} tasks x {args.docs} documents,"
+            f" {args.resamples} bootstrap resamples ({made:.1f} s to write them)"
+        )
         print(f"release: {release.rows} rows, {release.columns} columns, {size:.1f} MB; site {site:.1f} MB")
         print()
         print(f"{'step':44s}{'wall s':>8s}")

@@ -45,8 +45,22 @@ def timed_rss(cmd: list[str], env: dict[str, str], folder: Path) -> tuple[float,
 
 
 def harness(models: list[str], args, env: dict[str, str], out: Path, *extra: str) -> tuple[float, Path, float]:
-    cmd = [str(BIN / "harness"), "eval", *(a for m in models for a in ("--model", m)), "--tasks", args.tasks,
-           "--limit", str(args.limit), "--device", "cpu", "--output-dir", str(out), "--output", "json", *extra]
+    cmd = [
+        str(BIN / "harness"),
+        "eval",
+        *(a for m in models for a in ("--model", m)),
+        "--tasks",
+        args.tasks,
+        "--limit",
+        str(args.limit),
+        "--device",
+        "cpu",
+        "--output-dir",
+        str(out),
+        "--output",
+        "json",
+        *extra,
+    ]
     seconds, stdout, rss = timed_rss(cmd, env, Path(env["HARNESS_CACHE_DIR"]))
     return seconds, Path(json.loads(stdout)["record"]).parent, rss
 
@@ -97,7 +111,9 @@ def main() -> None:
     parser.add_argument("--tasks", default="arithmetic_2da,xcopa_it,mmlu_anatomy")
     parser.add_argument("--limit", type=int, default=6)
     parser.add_argument("--shard-size", type=int, default=3)
-    parser.add_argument("--models", type=Path, help="a cache's models/ folder holding the converted default (default: convert it once here)")
+    parser.add_argument(
+        "--models", type=Path, help="a cache's models/ folder holding the converted default (default: convert it once here)"
+    )
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="harness-bench-ray-"))
@@ -121,19 +137,27 @@ def main() -> None:
 def report(args, local_s: float, local_rss: float, runs: list) -> None:
     tasks = args.tasks.split(",")
     print(f"date: {dt.date.today()}; machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}")
-    print(f"grid: 4 variants ({BASE} and {', '.join(w.split('+', 1)[1] for w in WRAPPED)}) x {len(tasks)} tasks"
-          f" ({args.tasks}), --limit {args.limit}, --shard-size {args.shard_size}; every run with an empty request cache\n")
+    print(
+        f"grid: 4 variants ({BASE} and {', '.join(w.split('+', 1)[1] for w in WRAPPED)}) x {len(tasks)} tasks"
+        f" ({args.tasks}), --limit {args.limit}, --shard-size {args.shard_size}; every run with an empty request cache\n"
+    )
     print("harness GiB: peak RSS of the harness process (the Ray driver); worker peak: each worker's, with the variants it built\n")
-    print(f"{'run (4 variants x 3 tasks)':32} {'wall s':>7} {'cluster s':>9} {'shards':>6} {'built':>5} {'harness GiB':>11} {'worker peak GiB (models built)':>32}  same record")
+    print(
+        f"{'run (4 variants x 3 tasks)':32} {'wall s':>7} {'cluster s':>9} {'shards':>6} {'built':>5} {'harness GiB':>11} {'worker peak GiB (models built)':>32}  same record"
+    )
     print(f"{'local':32} {local_s:7.1f} {'-':>9} {'-':>6} {4:5d} {local_rss:11.2f} {'-':>32}  -")
     for label, seconds, same, m in runs:
         workers = ", ".join(f"{w['peak'] / GIB:.2f} ({w['built']})" for w in m["workers"].values())
-        print(f"{label:32} {seconds:7.1f} {m['cluster_s']:9.1f} {m['shards']:6d} {m['models_built']:5d} {m['driver_gib']:11.2f} {workers:>32}  {'yes' if same else 'NO'}")
+        print(
+            f"{label:32} {seconds:7.1f} {m['cluster_s']:9.1f} {m['shards']:6d} {m['models_built']:5d} {m['driver_gib']:11.2f} {workers:>32}  {'yes' if same else 'NO'}"
+        )
     full = runs[0]
     print(f"\nray / local (wall) = {full[1] / local_s:.2f}")
     for label, _, _, m in runs:
-        print(f"{label}: worker time in shards {m['shard_s']:.1f} s, in variant builds {m['load_s']:.1f} s, over"
-              f" {len(m['workers'])} workers; each worker's peak RSS after its 1st, 2nd, ... build (GiB):")
+        print(
+            f"{label}: worker time in shards {m['shard_s']:.1f} s, in variant builds {m['load_s']:.1f} s, over"
+            f" {len(m['workers'])} workers; each worker's peak RSS after its 1st, 2nd, ... build (GiB):"
+        )
         for worker, w in m["workers"].items():
             print(f"  {worker}: {', '.join(f'{g:.2f}' for g in w['after_build'])}")
 

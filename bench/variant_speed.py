@@ -28,8 +28,25 @@ VARIANTS = (BASE, f"{BASE}+dynamic_int8", f"{BASE}+quantize:bits=4,group=64", f"
 
 def harness_run(variant: str, args, env, out: Path) -> tuple[float, float]:
     seconds, stdout = timed(
-        [str(BIN / "harness"), "eval", "--model", variant, "--no-base", "--tasks", args.tasks,
-         "--limit", str(args.limit), "--device", "cpu", "--output-dir", str(out), "--output", "json"], env)
+        [
+            str(BIN / "harness"),
+            "eval",
+            "--model",
+            variant,
+            "--no-base",
+            "--tasks",
+            args.tasks,
+            "--limit",
+            str(args.limit),
+            "--device",
+            "cpu",
+            "--output-dir",
+            str(out),
+            "--output",
+            "json",
+        ],
+        env,
+    )
     record = json.loads(Path(json.loads(stdout)["record"]).read_text())
     return seconds, sum(r["seconds"] for r in record["results"] if r["kind"] == "task")
 
@@ -50,9 +67,27 @@ def main() -> None:
         evals: dict[str, list[float]] = {v: [] for v in VARIANTS}
         for round_ in range(args.rounds):
             seconds, _ = timed(
-                [str(BIN / "lm_eval"), "--model", "hf", "--model_args", f"pretrained={folder},dtype=float32",
-                 "--include_path", str(REPO / "tasks"), "--tasks", args.tasks, "--limit", str(args.limit),
-                 "--batch_size", "8", "--device", "cpu", "--output_path", str(work / f"lm_eval_{round_}")], env)
+                [
+                    str(BIN / "lm_eval"),
+                    "--model",
+                    "hf",
+                    "--model_args",
+                    f"pretrained={folder},dtype=float32",
+                    "--include_path",
+                    str(REPO / "tasks"),
+                    "--tasks",
+                    args.tasks,
+                    "--limit",
+                    str(args.limit),
+                    "--batch_size",
+                    "8",
+                    "--device",
+                    "cpu",
+                    "--output_path",
+                    str(work / f"lm_eval_{round_}"),
+                ],
+                env,
+            )
             walls["lm_eval"].append(seconds)
             for variant in VARIANTS:
                 shutil.rmtree(work / "cache" / "requests", ignore_errors=True)
@@ -68,8 +103,10 @@ def main() -> None:
         print(f"{'plain lm_eval --model hf (float base)':<46}{wall['lm_eval']:>8.1f}{1.0:>10.3f}")
         for variant in VARIANTS:
             name = variant.replace(BASE, "harness: base", 1)
-            print(f"{name:<46}{wall[variant]:>8.1f}{wall[variant] / wall['lm_eval']:>10.3f}"
-                  f"{inside[variant]:>9.1f}{inside[variant] / inside[BASE]:>11.3f}")
+            print(
+                f"{name:<46}{wall[variant]:>8.1f}{wall[variant] / wall['lm_eval']:>10.3f}"
+                f"{inside[variant]:>9.1f}{inside[variant] / inside[BASE]:>11.3f}"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

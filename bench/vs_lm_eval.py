@@ -41,7 +41,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,7 +53,10 @@ SWEEP = f"{MODEL}+eigenshift:k=1|2|4|8|16,alpha=0.1|0.5"
 def _counted(program: list[str], env: dict[str, str], counts: Path) -> tuple[dict, str]:
     done = subprocess.run(
         [PYTHON, str(REPO / "bench" / "_counted.py"), str(counts), *program],
-        env=env, capture_output=True, text=True, cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     if done.returncode != 0:
         sys.exit(f"failed: {' '.join(program)}\n{done.stderr[-3000:]}")
@@ -64,9 +66,28 @@ def _counted(program: list[str], env: dict[str, str], counts: Path) -> tuple[dic
 def run_harness(model: str, task: str, limit: int, args, env, work: Path, tag: str, base: bool = False) -> dict:
     shutil.rmtree(work / "cache" / "requests", ignore_errors=True)
     counts, stdout = _counted(
-        ["harness", "eval", "--model", model, *([] if base else ["--no-base"]), "--tasks", task, "--limit", str(limit),
-         "--batch-size", str(args.batch_size), "--device", "cpu", "--output-dir", str(work / "out"),
-         "--output", "json"], env, work / f"{tag}.json")
+        [
+            "harness",
+            "eval",
+            "--model",
+            model,
+            *([] if base else ["--no-base"]),
+            "--tasks",
+            task,
+            "--limit",
+            str(limit),
+            "--batch-size",
+            str(args.batch_size),
+            "--device",
+            "cpu",
+            "--output-dir",
+            str(work / "out"),
+            "--output",
+            "json",
+        ],
+        env,
+        work / f"{tag}.json",
+    )
     path = Path(json.loads(stdout)["record"])
     folder = path.parent if path.is_file() else path
     record = json.loads((folder / "record.json").read_text())
@@ -84,20 +105,42 @@ def run_harness(model: str, task: str, limit: int, args, env, work: Path, tag: s
 def run_lm_eval(folder: Path, task: str, limit: int, args, env, work: Path, tag: str) -> dict:
     out = work / tag
     counts, _ = _counted(
-        ["lm_eval", "--model", "hf", "--model_args", f"pretrained={folder},dtype=float32",
-         "--include_path", str(REPO / "tasks"), "--tasks", task, "--limit", str(limit),
-         "--batch_size", str(args.batch_size), "--device", "cpu", "--output_path", str(out), "--log_samples"],
-        env, work / f"{tag}.json")
+        [
+            "lm_eval",
+            "--model",
+            "hf",
+            "--model_args",
+            f"pretrained={folder},dtype=float32",
+            "--include_path",
+            str(REPO / "tasks"),
+            "--tasks",
+            task,
+            "--limit",
+            str(limit),
+            "--batch_size",
+            str(args.batch_size),
+            "--device",
+            "cpu",
+            "--output_path",
+            str(out),
+            "--log_samples",
+        ],
+        env,
+        work / f"{tag}.json",
+    )
     (results_file,) = out.rglob("results_*.json")
     results = json.loads(results_file.read_text())["results"]
     metrics = {
-        name: {key.split(",")[0] if key.endswith(",none") else key: value for key, value in entry.items()
-               if "," in key and "_stderr," not in key and isinstance(value, int | float)}
+        name: {
+            key.split(",")[0] if key.endswith(",none") else key: value
+            for key, value in entry.items()
+            if "," in key and "_stderr," not in key and isinstance(value, int | float)
+        }
         for name, entry in results.items()
     }
     samples, arguments = {}, []
     for path in out.rglob("samples_*.jsonl"):
-        name = path.name[len("samples_"):].rsplit("_", 1)[0]
+        name = path.name[len("samples_") :].rsplit("_", 1)[0]
         for line in path.read_text().splitlines():
             sample = json.loads(line)
             samples[(name, sample["doc_id"])] = sample["resps"]
@@ -211,8 +254,13 @@ def main() -> None:
     artifacts = folder.parent.parent / "artifacts"  # fitted once, kept (keyed by recipe)
     artifacts.mkdir(exist_ok=True)
     (work / "cache" / "artifacts").symlink_to(artifacts, target_is_directory=True)
-    env = {**os.environ, "HARNESS_CACHE_DIR": str(work / "cache"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
-           "OMP_NUM_THREADS": str(args.threads)}
+    env = {
+        **os.environ,
+        "HARNESS_CACHE_DIR": str(work / "cache"),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": str(args.threads),
+    }
     started = time.perf_counter()
     peaks = [gemm_peak(shapes)]
     rows = []
@@ -231,8 +279,12 @@ def main() -> None:
         if args.sweep:
             run_harness(SWEEP, "truthfulqa_mc2", 1, args, env, work, "fit", base=True)  # fits once, before timing
             for round_ in range(args.rounds):
-                sweep.append((run_harness(MODEL, "truthfulqa_mc2", args.sweep, args, env, work, f"s1_{round_}"),
-                              run_harness(SWEEP, "truthfulqa_mc2", args.sweep, args, env, work, f"s11_{round_}", base=True)))
+                sweep.append(
+                    (
+                        run_harness(MODEL, "truthfulqa_mc2", args.sweep, args, env, work, f"s1_{round_}"),
+                        run_harness(SWEEP, "truthfulqa_mc2", args.sweep, args, env, work, f"s11_{round_}", base=True),
+                    )
+                )
         peaks.append(gemm_peak(shapes))
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -243,15 +295,21 @@ def main() -> None:
         return (run["tokens"] * trunk_flops + run["head_positions"] * head_flops) / span if span else 0.0
 
     median = statistics.median
-    print(f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"torch threads {__import__('torch').get_num_threads()}, python {platform.python_version()}")
-    print(f"model: {MODEL} float32; trunk {trunk_flops / 1e9:.3f} GFLOP/token, head {head_flops / 1e9:.4f} GFLOP/row; "
-          f"batch size {args.batch_size}; rounds {args.rounds} (medians); total {time.perf_counter() - started:.0f} s")
+    print(
+        f"date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"torch threads {__import__('torch').get_num_threads()}, python {platform.python_version()}"
+    )
+    print(
+        f"model: {MODEL} float32; trunk {trunk_flops / 1e9:.3f} GFLOP/token, head {head_flops / 1e9:.4f} GFLOP/row; "
+        f"batch size {args.batch_size}; rounds {args.rounds} (medians); total {time.perf_counter() - started:.0f} s"
+    )
     print(f"float32 GEMM peak of the model's shapes: {peak / 1e9:.1f} GFLOP/s (start {peaks[0] / 1e9:.1f}, end {peaks[1] / 1e9:.1f})")
     print("identical: every per-sample log-likelihood within 1e-4, greedy flags and metrics equal\n")
-    header = (f"{'task':<16}{'limit':>6}{'lm-eval s':>10}{'ours s':>8}{'ratio':>7}{'compute ratio':>14}{'lm-eval tok':>12}{'our tok':>9}"
-              f"{'lm-eval head':>13}{'our head':>9}{'lm-eval FLOP/s%':>16}{'our FLOP/s%':>12}{'eval s':>8}{'floor s':>8}"
-              f"{'eval/floor':>11}{'max |dLL|':>10}")
+    header = (
+        f"{'task':<16}{'limit':>6}{'lm-eval s':>10}{'ours s':>8}{'ratio':>7}{'compute ratio':>14}{'lm-eval tok':>12}{'our tok':>9}"
+        f"{'lm-eval head':>13}{'our head':>9}{'lm-eval FLOP/s%':>16}{'our FLOP/s%':>12}{'eval s':>8}{'floor s':>8}"
+        f"{'eval/floor':>11}{'max |dLL|':>10}"
+    )
     print(header)
     total_a = total_b = total_span_a = total_span_b = 0.0
     for task, limit, ours, theirs, _, worst, _, distinct, scored in rows:
@@ -261,27 +319,40 @@ def main() -> None:
         eval_s = median([r["eval_s"] for r in ours])
         span_a, span_b = median([r["compute_span_s"] for r in ours]), median([r["compute_span_s"] for r in theirs])
         total_span_a, total_span_b = total_span_a + span_a, total_span_b + span_b
-        print(f"{task:<16}{limit:>6}{b:>10.1f}{a:>8.1f}{b / a:>7.2f}{span_b / span_a:>14.2f}{theirs[0]['tokens']:>12,}{ours[0]['tokens']:>9,}"
-              f"{theirs[0]['head_positions']:>13,}{ours[0]['head_positions']:>9,}"
-              f"{100 * median([achieved(r) for r in theirs]) / peak:>15.0f}%{100 * median([achieved(r) for r in ours]) / peak:>11.0f}%"
-              f"{eval_s:>8.1f}{floor:>8.1f}{eval_s / floor:>11.2f}{worst:>10.1e}")
+        print(
+            f"{task:<16}{limit:>6}{b:>10.1f}{a:>8.1f}{b / a:>7.2f}{span_b / span_a:>14.2f}{theirs[0]['tokens']:>12,}{ours[0]['tokens']:>9,}"
+            f"{theirs[0]['head_positions']:>13,}{ours[0]['head_positions']:>9,}"
+            f"{100 * median([achieved(r) for r in theirs]) / peak:>15.0f}%{100 * median([achieved(r) for r in ours]) / peak:>11.0f}%"
+            f"{eval_s:>8.1f}{floor:>8.1f}{eval_s / floor:>11.2f}{worst:>10.1e}"
+        )
     print(f"{'overall':<16}{'':>6}{total_b:>10.1f}{total_a:>8.1f}{total_b / total_a:>7.2f}{total_span_b / total_span_a:>14.2f}")
-    print("\n(times: wall seconds of each process, start to exit, model load and task set-up included; compute\n"
-          " ratio: lm-eval's over ours of the seconds from the first decoder call to the last; eval s: harness's own\n"
-          " per-task evaluation seconds; floor: distinct tokens x trunk + scored x head over the peak)")
+    print(
+        "\n(times: wall seconds of each process, start to exit, model load and task set-up included; compute\n"
+        " ratio: lm-eval's over ours of the seconds from the first decoder call to the last; eval s: harness's own\n"
+        " per-task evaluation seconds; floor: distinct tokens x trunk + scored x head over the peak)"
+    )
     if sweep:
         one, eleven = median([a["wall_s"] for a, _ in sweep]), median([b["wall_s"] for _, b in sweep])
         one_eval, eleven_eval = median([a["eval_s"] for a, _ in sweep]), median([b["eval_s"] for _, b in sweep])
-        print(f"\nsweep on truthfulqa_mc2 --limit {args.sweep}: base alone {one:.1f} s (evaluation {one_eval:.1f} s); "
-              f"base + 10 EigenShift variants {eleven:.1f} s (evaluation {eleven_eval:.1f} s): {eleven / one:.2f} x one base "
-              f"({eleven_eval / one_eval:.2f} x in evaluation); tokens {sweep[0][0]['tokens']:,} vs {sweep[0][1]['tokens']:,}")
+        print(
+            f"\nsweep on truthfulqa_mc2 --limit {args.sweep}: base alone {one:.1f} s (evaluation {one_eval:.1f} s); "
+            f"base + 10 EigenShift variants {eleven:.1f} s (evaluation {eleven_eval:.1f} s): {eleven / one:.2f} x one base "
+            f"({eleven_eval / one_eval:.2f} x in evaluation); tokens {sweep[0][0]['tokens']:,} vs {sweep[0][1]['tokens']:,}"
+        )
     if args.bf16:
         print(f"\n{'bf16 (harness)':<16}{'f32 s':>8}{'bf16 s':>8}{'f32/bf16':>9}{'max |dLL|':>10}  metric changes")
         for task, _, ours, _, bf16, *_ in rows:
-            deltas = max(abs(float(m[0][0]) - float(o[0][0])) for key, resps in bf16["samples"].items()
-                         for m, o in zip(resps, ours[0]["samples"][key]))
-            changes = {f"{t}.{n}": round(v - ours[0]["metrics"][t][n], 4) for t, values in bf16["metrics"].items()
-                       for n, v in values.items() if isinstance(v, int | float) and v != ours[0]["metrics"][t][n]}
+            deltas = max(
+                abs(float(m[0][0]) - float(o[0][0]))
+                for key, resps in bf16["samples"].items()
+                for m, o in zip(resps, ours[0]["samples"][key])
+            )
+            changes = {
+                f"{t}.{n}": round(v - ours[0]["metrics"][t][n], 4)
+                for t, values in bf16["metrics"].items()
+                for n, v in values.items()
+                if isinstance(v, int | float) and v != ours[0]["metrics"][t][n]
+            }
             shown = ", ".join(f"{k} {v:+}" for k, v in list(changes.items())[:4]) or "none"
             more = f" (+{len(changes) - 4} more)" if len(changes) > 4 else ""
             a = median([r["wall_s"] for r in ours])

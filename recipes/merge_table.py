@@ -3,7 +3,7 @@
     python recipes/merge_table.py results/<run>            # Markdown
 
 Rows: the base, each expert (`expert:NAME`) and each merged variant (`+merge:...`). For each
-expert's task (harness.experts.skills.SKILL_TASKS), a merge's score divided by that expert's
+expert's task (harness.models.experts.skills.SKILL_TASKS), a merge's score divided by that expert's
 score there (MergeBench's normalised performance; 1 = the expert's skill kept), and their mean;
 for every other task, the change against the base (forgetting: accuracy in points, perplexity as
 a ratio); and the merge's time (loading the sources apart), from the variant's `applied` record.
@@ -15,8 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from harness.experts import EXPERTS
-from harness.experts.skills import SKILL_TASKS
+from harness.models.experts import EXPERTS
+from harness.models.experts.skills import SKILL_TASKS
 
 PERPLEXITY = "word_perplexity"
 
@@ -48,8 +48,14 @@ def table(record: dict) -> str:
     base = next(v["identity"] for v in variants if not v["intervention"]["wrappers"] and not v["model"].startswith("expert:"))
     tasks = sorted({t for s in scores.values() for t in s if t in record["spec"]["tasks"]})
     others = [t for t in tasks if t not in expert_tasks]
-    header = ["model", *(f"{t}" for t in expert_tasks), *(f"{t} / expert" for t in expert_tasks), "mean / expert",
-              *(f"{t} vs base" for t in others), "merge s"]
+    header = [
+        "model",
+        *(f"{t}" for t in expert_tasks),
+        *(f"{t} / expert" for t in expert_tasks),
+        "mean / expert",
+        *(f"{t} vs base" for t in others),
+        "merge s",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for variant in variants:
         own = scores.get(variant["identity"], {})
@@ -62,8 +68,14 @@ def table(record: dict) -> str:
                 forgetting.append(f"{own[t]:.3f} ({100 * (own[t] - scores[base][t]):+.1f})")
         applied = variant.get("applied") or []
         seconds = applied[0]["info"].get("merge_seconds") if applied else None
-        row = [_label(variant), *(f"{own[t]:.3f}" for t in expert_tasks), *(f"{n:.3f}" for n in normalised),
-               f"{sum(normalised) / len(normalised):.3f}", *forgetting, "" if seconds is None else f"{seconds:.1f}"]
+        row = [
+            _label(variant),
+            *(f"{own[t]:.3f}" for t in expert_tasks),
+            *(f"{n:.3f}" for n in normalised),
+            f"{sum(normalised) / len(normalised):.3f}",
+            *forgetting,
+            "" if seconds is None else f"{seconds:.1f}",
+        ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 

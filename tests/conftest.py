@@ -52,7 +52,7 @@ def env(monkeypatch, tmp_path, data_dir, models_dir) -> dict[str, str]:
 def embedded_default(monkeypatch, tmp_path, data_dir, models_dir):
     """A fresh cache whose models/ is the user's when it holds the embedded default converted (no
     20 s conversion), else the session's; the embedded default, converted."""
-    from harness._paths import cache_dir
+    from harness._util.paths import cache_dir
     from harness.models import resolve_model
     from harness.models.loading import ensure_float_folder
 

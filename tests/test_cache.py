@@ -1,4 +1,4 @@
-from harness.cache import RequestCache
+from harness.lm._request_cache import RequestCache
 
 
 def test_values_round_trip_as_json_and_survive_reopening(tmp_path):
@@ -53,4 +53,3 @@ def test_processes_writing_one_cache_at_once_lose_nothing(tmp_path):
     assert cache.get_many([key]) == {key: [2, 39, 24]}
     assert all(cache.has_shard(f"t:{n}-{c}") for n in range(3) for c in range(0, 40, 2))
     assert not cache.has_shard("t:0-1")
-

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from harness.cli import main
-from harness.executors import DEFAULT_SHARD_SIZE, build_executor
+from harness.cli._main import main
+from harness.engine._executors import DEFAULT_SHARD_SIZE, build_executor
 
 BASE = ["eval", "--tasks", "arithmetic_2da", "--limit", "2"]
 
@@ -35,7 +35,7 @@ def test_bad_executor_flags_fail_in_one_line(flags, error, env, tmp_path, capsys
 
 def test_without_ray_installed_the_ray_executor_says_how_to_get_it(env, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
-    monkeypatch.delitem(sys.modules, "harness.ray_executor", raising=False)
+    monkeypatch.delitem(sys.modules, "harness.engine._ray_executor", raising=False)
     assert main([*BASE, "--executor", "ray", "--output-dir", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err.strip() == "harness: --executor ray needs Ray: pip install 'harness[ray]'"
     assert not (tmp_path / "out").exists()

@@ -4,7 +4,9 @@ from conftest import run_cli
 def test_tasks_lists_every_family_with_its_data(env):
     done = run_cli(["tasks"], env)
     assert done.returncode == 0, done.stderr
-    rows = {line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[2:] if line.strip() and not line.startswith("data directory")}
+    rows = {
+        line.split()[0]: line.split()[1:] for line in done.stdout.splitlines()[2:] if line.strip() and not line.startswith("data directory")
+    }
     tasks = {name: row for name, row in rows.items() if row[0] == "task"}
     families = {row[1] for row in tasks.values()}
     assert families == {"arithmetic", "truthfulqa", "mmlu", "multilingual", "toxicity", "perplexity", "vqa"}
@@ -13,7 +15,20 @@ def test_tasks_lists_every_family_with_its_data(env):
     # VQAv2 has no copy in the data directory: it names its hub dataset.
     assert tasks.pop("vqav2")[2:] == ["hub:lmms-lab/VQAv2", "hub"]
     assert all(row[2:] == ["data_dir", "yes"] for row in tasks.values())
-    for group in ("easy_vqa", "easy_vqa_mc", "easy_vqa_noimage", "arithmetic", "truthfulqa", "mmlu", "mmlu_stem", "xcopa", "mgsm_direct", "multilingual", "realtoxicityprompts", "toxigen_gen"):
+    for group in (
+        "easy_vqa",
+        "easy_vqa_mc",
+        "easy_vqa_noimage",
+        "arithmetic",
+        "truthfulqa",
+        "mmlu",
+        "mmlu_stem",
+        "xcopa",
+        "mgsm_direct",
+        "multilingual",
+        "realtoxicityprompts",
+        "toxigen_gen",
+    ):
         assert rows[group][0] == "group"
 
 

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from harness import _stats
-from harness._curves import pareto_front, parse_pareto, sweeps
-from harness._runs import load_run
-from harness.cli import main
-from harness.compare import compare, summarize
+from harness.analysis import _stats
+from harness.analysis._compare import compare, summarize
+from harness.analysis._curves import pareto_front, parse_pareto, sweeps
+from harness.cli._main import main
 from harness.errors import HarnessError
-from harness.records import (
+from harness.records._runs import load_run
+from harness.records._schema import (
     BaseIdentity,
     CostRecord,
     DataFileRecord,
@@ -135,17 +135,23 @@ def _sample_rows(task: str, side: int) -> list[dict]:
     rows = []
     if task in ("quiz_a", "quiz_b"):
         for doc, chosen in (QUIZ_A if task == "quiz_a" else QUIZ_B).items():
-            rows.append({"doc_id": doc, "filtered_resps": _choices(chosen[side]), "metrics": ["acc"],
-                         "acc": float(chosen[side] == 0)})
+            rows.append({"doc_id": doc, "filtered_resps": _choices(chosen[side]), "metrics": ["acc"], "acc": float(chosen[side] == 0)})
     elif task == "gen":
         for doc, (base, variant, match, toxic) in GEN.items():
-            rows.append({"doc_id": doc, "filtered_resps": [(base, variant)[side]],
-                         "metrics": ["exact_match", "toxicity_probability"],
-                         "exact_match": float(match[side]), "toxicity_probability": float(toxic[side])})
+            rows.append(
+                {
+                    "doc_id": doc,
+                    "filtered_resps": [(base, variant)[side]],
+                    "metrics": ["exact_match", "toxicity_probability"],
+                    "exact_match": float(match[side]),
+                    "toxicity_probability": float(toxic[side]),
+                }
+            )
     else:
         for doc, pairs in PPL.items():
-            rows.append({"doc_id": doc, "filtered_resps": [pairs[side][0]], "metrics": ["word_perplexity"],
-                         "word_perplexity": list(pairs[side])})
+            rows.append(
+                {"doc_id": doc, "filtered_resps": [pairs[side][0]], "metrics": ["word_perplexity"], "word_perplexity": list(pairs[side])}
+            )
     for row in rows:
         row.update(filter="none", doc_hash=f"{task}-doc{row['doc_id']}", prompt_hash="p", target_hash="t")
     return rows
@@ -159,15 +165,24 @@ def _variant(model: str, wrappers: tuple, weight_mb: float) -> VariantRecord:
     base = BaseIdentity(weights_sha256="a" * 64, format="gguf", dtype="float32")
     intervention = InterventionRecord(base=base, wrappers=tuple(WrapperRecord(name=n, params=p) for n, p in wrappers))
     return VariantRecord(
-        identity=intervention.identity(), model=model, base_origin="local", base_path="/models/tiny",
-        intervention=intervention, load_seconds=1.5, load_converted=False,
+        identity=intervention.identity(),
+        model=model,
+        base_origin="local",
+        base_path="/models/tiny",
+        intervention=intervention,
+        load_seconds=1.5,
+        load_converted=False,
         cost=CostRecord(parameters=1_000_000, weight_bytes=int(weight_mb * 1e6), flops_per_token=2e6),
     )
 
 
-def write_synthetic_run(folder: Path, name: str = "tiny", run_id: str = "20260101T000000Z-synthetic",
-                        variants: tuple[str, ...] = ("base", "bits=4", "bits=8"),
-                        change: dict | None = None) -> Path:
+def write_synthetic_run(
+    folder: Path,
+    name: str = "tiny",
+    run_id: str = "20260101T000000Z-synthetic",
+    variants: tuple[str, ...] = ("base", "bits=4", "bits=8"),
+    change: dict | None = None,
+) -> Path:
     """A run of a base `name` and its quantize:bits=4 (the hand-made answers above) and bits=8
     (the base's answers) variants on quiz_a, quiz_b (group quizzes), gen and ppl; `change` alters
     the bits=4 variant's quiz_a result as compare_refusals.json describes."""
@@ -192,37 +207,84 @@ def write_synthetic_run(folder: Path, name: str = "tiny", run_id: str = "2026010
             (folder / samples_file).write_text("".join(json.dumps(r) + "\n" for r in rows))
             pooled += rows if task.startswith("quiz") else []
             metrics = {
-                m: MetricValue(value=_aggregate(rows, m), stderr=None if m == "word_perplexity" else 0.1)
-                for m in rows[0]["metrics"]
+                m: MetricValue(value=_aggregate(rows, m), stderr=None if m == "word_perplexity" else 0.1) for m in rows[0]["metrics"]
             }
             scorer = change.get("scorer", "jigsaw-bilstm") if tamper else "jigsaw-bilstm"
-            results.append(TaskResult(
-                variant=variant.identity, task=task, kind="task",
-                version=change.get("version", "1.0") if tamper else "1.0",
-                num_fewshot=change.get("num_fewshot", 0) if tamper else 0,
-                n_samples=len(rows), config_hash="c" * 64,
-                data_files=(DataFileRecord(split="test", path=f"{task}.jsonl", origin="data_dir",
-                                           sha256=change.get("data_sha256", "d") * 64 if tamper else "d" * 64),),
-                metrics=metrics, higher_is_better={m: HIGHER[m] for m in metrics}, samples_file=samples_file,
-                seconds=0.5, requests_computed=len(rows), requests_cached=0,
-                scorer=ScorerRecord(name=scorer, version="test 1.0", weights_sha256="f" * 64),
-            ))
-        results.append(TaskResult(
-            variant=variant.identity, task="quizzes", kind="group", version="1.0", num_fewshot=0, n_samples=None,
-            config_hash=None, metrics={"acc": MetricValue(value=_aggregate(pooled, "acc"), stderr=0.1)},
-            higher_is_better={"acc": True}, samples_file=None, seconds=None, requests_computed=None, requests_cached=None,
-        ))
+            results.append(
+                TaskResult(
+                    variant=variant.identity,
+                    task=task,
+                    kind="task",
+                    version=change.get("version", "1.0") if tamper else "1.0",
+                    num_fewshot=change.get("num_fewshot", 0) if tamper else 0,
+                    n_samples=len(rows),
+                    config_hash="c" * 64,
+                    data_files=(
+                        DataFileRecord(
+                            split="test",
+                            path=f"{task}.jsonl",
+                            origin="data_dir",
+                            sha256=change.get("data_sha256", "d") * 64 if tamper else "d" * 64,
+                        ),
+                    ),
+                    metrics=metrics,
+                    higher_is_better={m: HIGHER[m] for m in metrics},
+                    samples_file=samples_file,
+                    seconds=0.5,
+                    requests_computed=len(rows),
+                    requests_cached=0,
+                    scorer=ScorerRecord(name=scorer, version="test 1.0", weights_sha256="f" * 64),
+                )
+            )
+        results.append(
+            TaskResult(
+                variant=variant.identity,
+                task="quizzes",
+                kind="group",
+                version="1.0",
+                num_fewshot=0,
+                n_samples=None,
+                config_hash=None,
+                metrics={"acc": MetricValue(value=_aggregate(pooled, "acc"), stderr=0.1)},
+                higher_is_better={"acc": True},
+                samples_file=None,
+                seconds=None,
+                requests_computed=None,
+                requests_cached=None,
+            )
+        )
     record = RunRecord(
-        run_id=run_id, created_at="2026-01-01T00:00:00+00:00",
+        run_id=run_id,
+        created_at="2026-01-01T00:00:00+00:00",
         command=("harness", "eval", "--model", f"{name}+quantize:bits=4|8", "--tasks", "quizzes,gen,ppl"),
         spec_given={"model": [f"{name}+quantize:bits=4|8"], "tasks": "quizzes,gen,ppl"},
-        spec=RunSpecRecord(models=tuple(v.model for v, _ in chosen), tasks=("quizzes", "gen", "ppl"), limit=None,
-                           num_fewshot=None, batch_size=8, device="cpu", seed=1234, data_dir=None, samples="public"),
-        variants=tuple(v for v, _ in chosen), results=tuple(results),
+        spec=RunSpecRecord(
+            models=tuple(v.model for v, _ in chosen),
+            tasks=("quizzes", "gen", "ppl"),
+            limit=None,
+            num_fewshot=None,
+            batch_size=8,
+            device="cpu",
+            seed=1234,
+            data_dir=None,
+            samples="public",
+        ),
+        variants=tuple(v for v, _ in chosen),
+        results=tuple(results),
         lm_eval={v.identity: {"group_subtasks": {"quizzes": ["quiz_a", "quiz_b"]}} for v, _ in chosen},
-        environment=Environment(harness_version="0.1.0", git_commit="0" * 40, git_dirty=False, python="3.11",
-                                packages={"lm_eval": "0.4.13"}, platform="test", processor="x86_64", cpu_count=2,
-                                memory_gb=8.0, accelerator=None, torch_threads=2),
+        environment=Environment(
+            harness_version="0.1.0",
+            git_commit="0" * 40,
+            git_dirty=False,
+            python="3.11",
+            packages={"lm_eval": "0.4.13"},
+            platform="test",
+            processor="x86_64",
+            cpu_count=2,
+            memory_gb=8.0,
+            accelerator=None,
+            torch_threads=2,
+        ),
         timings=Timings(total_seconds=12.0, setup_seconds=2.0),
     )
     write_record(record, folder)
@@ -284,6 +346,7 @@ def test_the_bootstrap_is_seeded_and_recorded(tmp_path):
     run = load_run(write_synthetic_run(tmp_path / "run"))
     first, again = compare([run], seed=7, resamples=300), compare([run], seed=7, resamples=300)
     other = compare([run], seed=8, resamples=300)
+
     def intervals(comparison):
         return [m.interval for t in comparison.tasks for m in t.metrics]
 

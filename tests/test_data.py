@@ -2,8 +2,8 @@ import hashlib
 
 import pytest
 
-from harness import data
 from harness.errors import HarnessError
+from harness.tasks import data
 
 ADDITION = data.DataFile("validation", "arithmetic/two_digit_addition.jsonl", "EleutherAI/arithmetic", "data/two_digit_addition.jsonl")
 

@@ -9,8 +9,8 @@ from dataclasses import replace
 
 import pytest
 
-from harness.experts import EXPERTS, ExpertRecipe
-from harness.experts.skills import ARITHMETIC_FILES, XCOPA_LANGUAGES, arithmetic, xcopa
+from harness.models.experts import EXPERTS, ExpertRecipe
+from harness.models.experts.skills import ARITHMETIC_FILES, XCOPA_LANGUAGES, arithmetic, xcopa
 
 
 def _jsonl(path):
@@ -55,16 +55,23 @@ def tiny_recipe(embedded_default, tmp_path):
 
     tokenizer = AutoTokenizer.from_pretrained(float_folder(embedded_default))
     folder = tmp_path / "tiny-llama"
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=True,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return ExpertRecipe("tiny", "arithmetic", "test", base=str(folder), examples=16, held_out=4, steps=3, batch=2, warmup=1)
 
 
 def test_an_expert_recipe_builds_the_same_weights_twice(tiny_recipe, tmp_path):
-    from harness.experts.build import build
     from harness.models import resolve_model
+    from harness.models.experts.build import build
 
     first = build(tiny_recipe, tmp_path / "one")
     again = build(tiny_recipe, tmp_path / "two")
@@ -77,7 +84,7 @@ def test_an_expert_recipe_builds_the_same_weights_twice(tiny_recipe, tmp_path):
 
 
 def test_a_failed_build_leaves_nothing_that_looks_built(tiny_recipe, monkeypatch):
-    from harness.experts import build as builder
+    from harness.models.experts import build as builder
 
     def interrupted(recipe, out):
         (out / "model.safetensors").write_bytes(b"half")

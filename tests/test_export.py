@@ -9,12 +9,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from harness._io import sha256_text
-from harness._runs import load_run
-from harness.cli import main
+from harness._util.files import sha256_text
+from harness.cli._main import main
 from harness.errors import HarnessError
-from harness.export import SCHEMA, check, export_run
-from harness.records import (
+from harness.records._export import SCHEMA, check, export_run
+from harness.records._runs import load_run
+from harness.records._schema import (
     BaseIdentity,
     DataFileRecord,
     Environment,
@@ -51,11 +51,19 @@ def test_schema_is_draft7_and_rejects_what_the_schema_does():
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft7Validator.check_schema(schema)
     minimal = {
-        "schema_version": "0.2.0", "evaluation_id": "t/m/1", "retrieved_timestamp": "1",
+        "schema_version": "0.2.0",
+        "evaluation_id": "t/m/1",
+        "retrieved_timestamp": "1",
         "source_metadata": {"source_type": "evaluation_run", "source_organization_name": "x", "evaluator_relationship": "other"},
         "model_info": {"name": "m", "id": "m"},
-        "evaluation_results": [{"evaluation_name": "t", "source_data": {"dataset_name": "t", "source_type": "other"},
-                                "metric_config": {"lower_is_better": False}, "score_details": {"score": 0.5}}],
+        "evaluation_results": [
+            {
+                "evaluation_name": "t",
+                "source_data": {"dataset_name": "t", "source_type": "other"},
+                "metric_config": {"lower_is_better": False},
+                "score_details": {"score": 0.5},
+            }
+        ],
     }
     assert VALIDATOR.is_valid(minimal)
     result = minimal["evaluation_results"][0]
@@ -104,34 +112,91 @@ def test_committed_wrappers_run_exports_the_record_values(tmp_path):
 def _hand_made_run(folder: Path) -> Path:
     base = BaseIdentity(weights_sha256="a" * 64, format="safetensors", dtype="float32")
     made = [
-        VariantRecord(identity=InterventionRecord(base=base).identity(), model="org/tiny", base_origin="hub:org/tiny@abc",
-                      base_path="/models/tiny", intervention=InterventionRecord(base=base), load_seconds=1.0, load_converted=False),
+        VariantRecord(
+            identity=InterventionRecord(base=base).identity(),
+            model="org/tiny",
+            base_origin="hub:org/tiny@abc",
+            base_path="/models/tiny",
+            intervention=InterventionRecord(base=base),
+            load_seconds=1.0,
+            load_converted=False,
+        ),
     ]
     wrapped = InterventionRecord(base=base, wrappers=(WrapperRecord(name="quantize", params={"bits": "4"}),))
-    made.append(VariantRecord(identity=wrapped.identity(), model="org/tiny+quantize:bits=4", base_origin="hub:org/tiny@abc",
-                              base_path="/models/tiny", intervention=wrapped, load_seconds=1.0, load_converted=False))
+    made.append(
+        VariantRecord(
+            identity=wrapped.identity(),
+            model="org/tiny+quantize:bits=4",
+            base_origin="hub:org/tiny@abc",
+            base_path="/models/tiny",
+            intervention=wrapped,
+            load_seconds=1.0,
+            load_converted=False,
+        )
+    )
     results = []
     for variant, acc in zip(made, (0.5, 0.25)):
         common = dict(variant=variant.identity, version="1.0", num_fewshot=0, seconds=0.1, requests_computed=4, requests_cached=0)
         results += [
-            TaskResult(task="quiz", kind="task", n_samples=4, config_hash="c" * 64,
-                       data_files=(DataFileRecord(split="test", path="quiz.jsonl", origin="data_dir", sha256="d" * 64),),
-                       metrics={"acc": MetricValue(value=acc, stderr=0.25), "exact_match,strict": MetricValue(value=acc, stderr=None),
-                                "f1": MetricValue(value=None, stderr=None)},
-                       higher_is_better={"acc": True, "exact_match": True, "f1": True},
-                       samples_file=f"samples/{variant.identity[:12]}/quiz.jsonl", **common),
-            TaskResult(task="quizzes", kind="group", n_samples=None, config_hash=None, metrics={"acc": MetricValue(value=acc, stderr=None)},
-                       higher_is_better={}, samples_file=None, **common),
+            TaskResult(
+                task="quiz",
+                kind="task",
+                n_samples=4,
+                config_hash="c" * 64,
+                data_files=(DataFileRecord(split="test", path="quiz.jsonl", origin="data_dir", sha256="d" * 64),),
+                metrics={
+                    "acc": MetricValue(value=acc, stderr=0.25),
+                    "exact_match,strict": MetricValue(value=acc, stderr=None),
+                    "f1": MetricValue(value=None, stderr=None),
+                },
+                higher_is_better={"acc": True, "exact_match": True, "f1": True},
+                samples_file=f"samples/{variant.identity[:12]}/quiz.jsonl",
+                **common,
+            ),
+            TaskResult(
+                task="quizzes",
+                kind="group",
+                n_samples=None,
+                config_hash=None,
+                metrics={"acc": MetricValue(value=acc, stderr=None)},
+                higher_is_better={},
+                samples_file=None,
+                **common,
+            ),
             TaskResult(task="empty", kind="group", n_samples=None, config_hash=None, metrics={}, samples_file=None, **common),
         ]
     record = RunRecord(
-        run_id="20260101T000000Z-export", created_at="2026-01-01T00:00:00+00:00", command=("harness", "eval"), spec_given={},
-        spec=RunSpecRecord(models=tuple(v.model for v in made), tasks=("quizzes",), limit=None, num_fewshot=None, batch_size=1,
-                           device="cpu", seed=7, data_dir=None, samples="public"),
-        variants=tuple(made), results=tuple(results),
+        run_id="20260101T000000Z-export",
+        created_at="2026-01-01T00:00:00+00:00",
+        command=("harness", "eval"),
+        spec_given={},
+        spec=RunSpecRecord(
+            models=tuple(v.model for v in made),
+            tasks=("quizzes",),
+            limit=None,
+            num_fewshot=None,
+            batch_size=1,
+            device="cpu",
+            seed=7,
+            data_dir=None,
+            samples="public",
+        ),
+        variants=tuple(made),
+        results=tuple(results),
         lm_eval={v.identity: {"group_subtasks": {"quizzes": ["quiz"]}} for v in made},
-        environment=Environment(harness_version="0.1.0", git_commit=None, git_dirty=None, python="3.11", packages={},
-                                platform="test", processor="x86_64", cpu_count=1, memory_gb=None, accelerator=None, torch_threads=1),
+        environment=Environment(
+            harness_version="0.1.0",
+            git_commit=None,
+            git_dirty=None,
+            python="3.11",
+            packages={},
+            platform="test",
+            processor="x86_64",
+            cpu_count=1,
+            memory_gb=None,
+            accelerator=None,
+            torch_threads=1,
+        ),
         timings=Timings(total_seconds=1.0, setup_seconds=0.1),
     )
     write_record(record, folder)
@@ -156,8 +221,15 @@ def test_hand_made_run_exports_exactly_and_repeatably(tmp_path):
     assert (exact["evaluation_name"], exact["metric_config"]["evaluation_description"]) == ("quiz/strict", "exact_match (filter: strict)")
     assert acc["score_details"]["details"]["stderr"] == "0.25" and "stderr" not in exact["score_details"]["details"]
     assert acc["source_data"]["additional_details"] == {
-        "kind": "task", "version": "1.0", "num_fewshot": "0", "n_samples": "4", "config_hash": "c" * 64,
-        "data_file.0.split": "test", "data_file.0.path": "quiz.jsonl", "data_file.0.origin": "data_dir", "data_file.0.sha256": "d" * 64,
+        "kind": "task",
+        "version": "1.0",
+        "num_fewshot": "0",
+        "n_samples": "4",
+        "config_hash": "c" * 64,
+        "data_file.0.split": "test",
+        "data_file.0.path": "quiz.jsonl",
+        "data_file.0.origin": "data_dir",
+        "data_file.0.sha256": "d" * 64,
     }
 
     group = documents[Path(base.identity[:12], "quizzes.json")]
@@ -176,8 +248,10 @@ def test_bad_input_is_one_line(tmp_path, capsys):
         export_run(tmp_path, tmp_path / "out")
     with pytest.raises(HarnessError, match="unknown export format 'csv'"):
         export_run(WRAPPERS_RUN, tmp_path / "out", "csv")
-    for args in (["export", str(tmp_path), "--out", str(tmp_path / "out")],
-                 ["export", str(WRAPPERS_RUN), "--format", "csv", "--out", str(tmp_path / "out")]):
+    for args in (
+        ["export", str(tmp_path), "--out", str(tmp_path / "out")],
+        ["export", str(WRAPPERS_RUN), "--format", "csv", "--out", str(tmp_path / "out")],
+    ):
         assert main(args) == 2
         err = capsys.readouterr().err
         assert err.startswith("harness: ") and err.count("\n") == 1

@@ -12,7 +12,7 @@ import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
-from harness._fast_loglikelihood import FastHFLM, fast_path_refusal, pack
+from harness.lm._fast_loglikelihood import FastHFLM, fast_path_refusal, pack
 
 CASES = json.loads((Path(__file__).parent / "cases" / "fast_scoring.json").read_text())["cases"]
 
@@ -31,8 +31,14 @@ def _tiny(vocab: int, tied: bool = True, max_positions: int = 512):
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=max_positions, tie_word_embeddings=tied,
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=tied,
     )
     return LlamaForCausalLM(config).eval()
 
@@ -72,7 +78,7 @@ def test_greedy_continuations_are_flagged_alike(tokenizer):
     ids = tokenizer(context, return_tensors="pt").input_ids
     with torch.no_grad():
         out = model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=0)
-    greedy = tokenizer.decode(out[0, ids.shape[1]:])
+    greedy = tokenizer.decode(out[0, ids.shape[1] :])
     theirs, ours = _both(model, tokenizer, [(context, greedy), (context, " blue")], 8)
     _assert_same(theirs, ours)
     assert [g for _, g in ours] == [True, False]

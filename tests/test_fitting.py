@@ -11,12 +11,12 @@ import pytest
 import torch
 from conftest import run_cli
 
-from harness._io import sha256_file
+from harness._util.files import sha256_file
 from harness.errors import HarnessError
 from harness.models import resolve_model
 from harness.models.loading import ensure_float_folder
-from harness.spec import VariantSpec
-from harness.variant import Variant
+from harness.spec._spec import VariantSpec
+from harness.variant._variant import Variant
 from harness.wrappers import WRAPPERS
 from harness.wrappers import _concept_data as concept
 from harness.wrappers._fitting import load_tensors, read_sidecar
@@ -98,8 +98,19 @@ def test_a_fitted_variant_is_not_evaluated_on_the_data_it_was_fitted_on(env, tmp
     ensure_float_folder(resolve_model(BASE))  # so that the run's stderr holds no conversion progress
     out = tmp_path / "results"
     done = run_cli(
-        ["eval", "--model", f"{BASE}+meandiff:{FIT},c=1", "--tasks", "toxigen_asian", "--limit", "2",
-         "--toxicity-samples", "1", "--output-dir", str(out)],
+        [
+            "eval",
+            "--model",
+            f"{BASE}+meandiff:{FIT},c=1",
+            "--tasks",
+            "toxigen_asian",
+            "--limit",
+            "2",
+            "--toxicity-samples",
+            "1",
+            "--output-dir",
+            str(out),
+        ],
         env,
     )
     assert done.returncode == 2, done.stderr[-2000:]

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from test_compare import write_synthetic_run
 
-from harness._runs import load_run
-from harness.cli import main
-from harness.compare import compare
+from harness.analysis._compare import compare
+from harness.cli._main import main
 from harness.errors import HarnessError
 from harness.leaderboard import build_release, read_release, release_paths
-from harness.records import InterventionRecord
+from harness.records._runs import load_run
+from harness.records._schema import InterventionRecord
 
 CASES = Path(__file__).parent / "cases"
 COLUMNS = json.loads((CASES / "leaderboard_columns.json").read_text())["cases"]
@@ -67,11 +67,23 @@ def test_rows_columns_and_cells_come_from_the_records(tmp_path):
     assert four.intervention.identity() == four.identity and four.cost.weight_bytes == 30_000_000
 
     columns = {(c.task, c.metric): c for c in release.columns}
-    assert set(columns) == {("quiz_a", "acc"), ("quiz_b", "acc"), ("quizzes", "acc"), ("gen", "exact_match"),
-                            ("gen", "toxicity_probability"), ("ppl", "word_perplexity")}
+    assert set(columns) == {
+        ("quiz_a", "acc"),
+        ("quiz_b", "acc"),
+        ("quizzes", "acc"),
+        ("gen", "exact_match"),
+        ("gen", "toxicity_probability"),
+        ("ppl", "word_perplexity"),
+    }
     quiz = columns[("quiz_a", "acc")]
     assert (quiz.version, quiz.num_fewshot, quiz.n_samples, quiz.kind, quiz.headline, quiz.higher_is_better) == (
-        "1.0", 0, 8, "task", False, True)
+        "1.0",
+        0,
+        8,
+        "task",
+        False,
+        True,
+    )
     assert columns[("quizzes", "acc")].headline and columns[("quizzes", "acc")].n_samples == 10
     assert columns[("gen", "toxicity_probability")].scorer.name == "jigsaw-bilstm"
 
@@ -80,7 +92,8 @@ def test_rows_columns_and_cells_come_from_the_records(tmp_path):
     for result in record.results:
         for metric, value in result.metrics.items():
             cell = next(r for r in release.rows if r.identity == result.variant).cells[
-                next(c.id for c in release.columns if (c.task, c.metric) == (result.task, metric))]
+                next(c.id for c in release.columns if (c.task, c.metric) == (result.task, metric))
+            ]
             assert (cell.value, cell.stderr, cell.run) == (value.value, value.stderr, record.run_id)
 
     # the difference from the base is harness compare's, number for number
@@ -91,7 +104,13 @@ def test_rows_columns_and_cells_come_from_the_records(tmp_path):
             t, m = expected[(row.identity, column.task, column.metric)]
             d = row.cells[column.id].difference
             assert (d.base_value, d.difference, d.ci_low, d.ci_high, d.n, d.base_run) == (
-                m.base, m.difference, m.interval[0], m.interval[1], t.n, record.run_id)
+                m.base,
+                m.difference,
+                m.interval[0],
+                m.interval[1],
+                t.n,
+                record.run_id,
+            )
     assert all(cell.difference is None for cell in base.cells.values())
     assert release.runs[0].report == f"../{run.name}/report.html" and release.runs[0].run_id == record.run_id
     assert release.changelog.level == "first" and release.normalisation is None
@@ -126,8 +145,7 @@ def test_incompatible_cells_never_share_a_column(tmp_path, case):
 @pytest.mark.parametrize("case", VERSIONS, ids=[c["name"] for c in VERSIONS])
 def test_proposed_version(tmp_path, case):
     def runs(specs, folder):
-        return [make_run(folder, s["id"], s.get("variants", VARIANTS), s.get("field"), s.get("value"), s.get("drop"))
-                for s in specs]
+        return [make_run(folder, s["id"], s.get("variants", VARIANTS), s.get("field"), s.get("value"), s.get("drop")) for s in specs]
 
     board = tmp_path / "board"
     assert build_release(runs(case["first"], tmp_path / "first"), board).version == "v1.0.0"
@@ -145,8 +163,7 @@ def test_changelog_names_what_changed(tmp_path):
     build_release([make_run(tmp_path / "1", "a", variants=("base", "bits=8"))], board)
     second = [make_run(tmp_path / "2", "a"), make_run(tmp_path / "2", "b", field="version", value="2.0")]
     log = read_release(build_release(second, board).path).changelog
-    four = InterventionRecord.model_validate(
-        load_run(second[0]).record.variants[1].intervention.model_dump()).identity()
+    four = InterventionRecord.model_validate(load_run(second[0]).record.variants[1].intervention.model_dump()).identity()
     assert log.new_rows == (four,) and log.retired_rows == () and log.retired_columns == ()
     assert [(v.task, v.old, v.new) for v in log.version_changes] == [("quiz_a", "1.0", "2.0")]
     release = read_release(release_paths(board)[(2, 0, 0)])
@@ -207,13 +224,18 @@ def test_unknown_wrappers_and_unpaired_variants_still_make_rows(tmp_path):
     assert all(cell.difference is None for cell in row.cells.values())
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "leaderboard" / "releases").glob("v*/release.json")),
-                         ids=lambda p: p.parent.name)
+@pytest.mark.parametrize("path", sorted((REPO / "leaderboard" / "releases").glob("v*/release.json")), ids=lambda p: p.parent.name)
 def test_committed_releases_rebuild_byte_identical_from_the_committed_runs(path):
     release = read_release(path)
     runs = [REPO / "results" / ref.run_id for ref in release.runs]
-    built = build_release(runs, REPO / "leaderboard", version=release.version, normalise=release.normalisation is not None,
-                          seed=release.comparison.seed, resamples=release.comparison.resamples)
+    built = build_release(
+        runs,
+        REPO / "leaderboard",
+        version=release.version,
+        normalise=release.normalisation is not None,
+        seed=release.comparison.seed,
+        resamples=release.comparison.resamples,
+    )
     assert built.status == "unchanged"
 
 

@@ -70,8 +70,9 @@ def _rows(page) -> list[str]:
 
 
 def _headline(release, family=None):
-    return [c for c in release.columns if c.headline and (family is None or c.family == family)
-            and any(c.id in r.cells for r in release.rows)]
+    return [
+        c for c in release.columns if c.headline and (family is None or c.family == family) and any(c.id in r.cells for r in release.rows)
+    ]
 
 
 def test_every_row_of_every_release_renders_grouped_by_base(page):
@@ -81,7 +82,7 @@ def test_every_row_of_every_release_renders_grouped_by_base(page):
         for row in release.rows:
             shown = page.locator(f'#board tr[data-identity="{row.identity}"]')
             name = shown.locator("th a")
-            expected = row.model if row.identity == row.base else row.model[row.model.index("+"):]
+            expected = row.model if row.identity == row.base else row.model[row.model.index("+") :]
             assert name.inner_text().replace("\n", "") == expected
             assert name.get_attribute("href") == f"variants/v{version}/{row.identity}.html"
             assert shown.get_attribute("class") == ("base" if row.identity == row.base else "variant")
@@ -287,26 +288,30 @@ def test_links_from_records_stay_relative(tmp_path):
 
 
 def test_the_committed_site_is_the_one_the_committed_releases_give():
-    committed = {p.relative_to(BOARD / "site").as_posix(): p.read_text(encoding="utf-8")
-                 for p in (BOARD / "site").rglob("*") if p.is_file()}
+    committed = {
+        p.relative_to(BOARD / "site").as_posix(): p.read_text(encoding="utf-8") for p in (BOARD / "site").rglob("*") if p.is_file()
+    }
     assert committed == render_site(BOARD, (BOARD / "site").resolve())
     assert MARKER in committed
 
 
 def test_the_site_refuses_to_replace_a_folder_it_did_not_make(tmp_path, capsys):
-    from harness.cli import main
+    from harness.cli._main import main
 
     (tmp_path / "keep").mkdir()
     (tmp_path / "keep" / "mine.txt").write_text("mine")
     assert main(["leaderboard", "site", "--leaderboard", str(BOARD), "--out", str(tmp_path / "keep")]) == 2
-    assert capsys.readouterr().err == f"harness: {tmp_path / 'keep'} exists and is not a generated leaderboard site: give an empty or new --out\n"
+    assert (
+        capsys.readouterr().err
+        == f"harness: {tmp_path / 'keep'} exists and is not a generated leaderboard site: give an empty or new --out\n"
+    )
     assert (tmp_path / "keep" / "mine.txt").read_text() == "mine"
     assert main(["leaderboard", "site", "--leaderboard", str(tmp_path / "none"), "--out", str(tmp_path / "s")]) == 2
     assert "holds no releases" in capsys.readouterr().err
 
 
 def test_sweep_and_pareto_plots_draw_the_release_numbers(page):
-    from harness._curves import COSTS, pareto_front
+    from harness.analysis._curves import COSTS, pareto_front
 
     column = _column_with_most_cells(LATEST)
     assert page.locator("#measure").input_value() == column.id
@@ -320,8 +325,9 @@ def test_sweep_and_pareto_plots_draw_the_release_numbers(page):
     page.select_option("#cost", "gflops_per_token")
     base = rows[sweep.base]
     members = [r for r in LATEST.rows if r.base == base.identity and r.cost and column.id in r.cells]
-    flags = pareto_front([(COSTS["gflops_per_token"][1](r.cost), r.cells[column.id].value) for r in members],
-                         False, column.higher_is_better is not False)
+    flags = pareto_front(
+        [(COSTS["gflops_per_token"][1](r.cost), r.cells[column.id].value) for r in members], False, column.higher_is_better is not False
+    )
     figure = page.locator("#front-plots figure", has_text=f"Pareto front of {base.model}:")
     front = figure.locator("circle.front").evaluate_all("cs => cs.map(c => c.dataset.identity)")
     assert sorted(front) == sorted(r.identity for r, on in zip(members, flags) if on) and front
@@ -330,7 +336,7 @@ def test_sweep_and_pareto_plots_draw_the_release_numbers(page):
 
 
 def _luminance(rgb: str) -> float:
-    channels = [int(x) / 255 for x in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3]]
+    channels = [int(x) / 255 for x in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3]]
     linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
     return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
@@ -343,9 +349,24 @@ def test_text_contrast_meets_wcag_aa(page):
     page.evaluate("""() => { const td = document.querySelector('#board tr.variant td');
         for (const v of ['better', 'worse']) { const s = document.createElement('span');
             s.className = 'difference ' + v; s.textContent = v; td.appendChild(s); } }""")
-    selectors = ["h1", "p.note", "#summary", "#board th[scope=row] a", "button.sort", "button.sort .detail", ".tag",
-                 ".difference.better", ".difference.worse", ".ci", ".value.reference", ".missing", "#board tr.base td",
-                 "#changelog summary", "#runs a", "label"]
+    selectors = [
+        "h1",
+        "p.note",
+        "#summary",
+        "#board th[scope=row] a",
+        "button.sort",
+        "button.sort .detail",
+        ".tag",
+        ".difference.better",
+        ".difference.worse",
+        ".ci",
+        ".value.reference",
+        ".missing",
+        "#board tr.base td",
+        "#changelog summary",
+        "#runs a",
+        "label",
+    ]
     for selector in selectors:
         found = page.locator(selector).first
         assert found.count() == 1, selector

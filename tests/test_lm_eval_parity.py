@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO, run_cli
 
 from harness.models import float_folder, resolve_model
-from harness.records import read_record
+from harness.records._schema import read_record
 
 LIMIT = 10  # documents per task, every sample compared; CI runs the whole suite on 2 cores in under 20 minutes
 LM_EVAL = str(Path(sys.executable).parent / "lm_eval")
@@ -35,7 +35,10 @@ def _hub_rows_truthfulqa(data_dir: Path) -> list[dict]:
 
 def _hub_rows_mmlu(path: Path) -> list[dict]:
     with open(path, newline="", encoding="utf-8") as f:
-        return [{"question": r["question"], "choices": [r[f"choice{i}"] for i in range(4)], "answer": int(r["answer"])} for r in csv.DictReader(f)]
+        return [
+            {"question": r["question"], "choices": [r[f"choice{i}"] for i in range(4)], "answer": int(r["answer"])}
+            for r in csv.DictReader(f)
+        ]
 
 
 def _hub_rows_mgsm(path: Path) -> list[dict]:
@@ -89,9 +92,12 @@ def _samples_of_lm_eval(output: Path) -> dict[str, dict[int, dict]]:
 
 def _run_lm_eval(args: list[str], env: dict, output: Path) -> tuple[dict, dict]:
     done = subprocess.run(
-        [LM_EVAL, *args, "--limit", str(LIMIT), "--batch_size", "8", "--device", "cpu",
-         "--log_samples", "--output_path", str(output)],
-        env=env, capture_output=True, text=True, timeout=1800, cwd=output.parent,
+        [LM_EVAL, *args, "--limit", str(LIMIT), "--batch_size", "8", "--device", "cpu", "--log_samples", "--output_path", str(output)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=output.parent,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     (results,) = output.rglob("results_*.json")
@@ -99,14 +105,30 @@ def _run_lm_eval(args: list[str], env: dict, output: Path) -> tuple[dict, dict]:
 
 
 def _run_harness(tasks: list[str], env: dict, output: Path, *extra: str):
-    done = run_cli(["eval", "--tasks", ",".join(tasks), "--limit", str(LIMIT), "--batch-size", "8",
-                    "--output-dir", str(output), "--output", "json", *extra], env)
+    done = run_cli(
+        [
+            "eval",
+            "--tasks",
+            ",".join(tasks),
+            "--limit",
+            str(LIMIT),
+            "--batch-size",
+            "8",
+            "--output-dir",
+            str(output),
+            "--output",
+            "json",
+            *extra,
+        ],
+        env,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     run_dir = Path(json.loads(done.stdout)["record"]).parent
     record = read_record(run_dir)
     samples = {
         r.task: {row["doc_id"]: row for row in map(json.loads, (run_dir / r.samples_file).read_text().splitlines())}
-        for r in record.results if r.kind == "task"
+        for r in record.results
+        if r.kind == "task"
     }
     return {r.task: r for r in record.results}, samples
 
@@ -162,15 +184,27 @@ def test_mmlu_five_shot_matches_plain_lm_eval(env, tmp_path, reference):
     folder, names = reference
     names = {"mmlu_anatomy": names["mmlu_anatomy"]}
     ours = _run_harness(list(names), env, tmp_path / "ours", "--num-fewshot", "5")
-    theirs = _run_lm_eval([*_plain_lm_eval_args(folder), "--tasks", ",".join(names.values()), "--num_fewshot", "5"],
-                          env, tmp_path / "plain")
+    theirs = _run_lm_eval(
+        [*_plain_lm_eval_args(folder), "--tasks", ",".join(names.values()), "--num_fewshot", "5"], env, tmp_path / "plain"
+    )
     assert ours[0]["mmlu_anatomy"].num_fewshot == 5
     _assert_same(*ours, *theirs, names)
 
 
 def test_lm_eval_cli_runs_the_harness_model_type(env, tmp_path):
     their_results, theirs = _run_lm_eval(
-        ["--model", "harness", "--model_args", "model=smollm2-135m-instruct", "--include_path", str(REPO / "tasks"),
-         "--tasks", "arithmetic_2da"], env, tmp_path / "plugin")
+        [
+            "--model",
+            "harness",
+            "--model_args",
+            "model=smollm2-135m-instruct",
+            "--include_path",
+            str(REPO / "tasks"),
+            "--tasks",
+            "arithmetic_2da",
+        ],
+        env,
+        tmp_path / "plugin",
+    )
     ours = _run_harness(["arithmetic_2da"], env, tmp_path / "ours")
     _assert_same(*ours, their_results, theirs, {"arithmetic_2da": "arithmetic_2da"})

@@ -29,17 +29,24 @@ def test_the_table_normalises_to_each_expert_and_measures_forgetting_against_the
     }
     results = [
         {"variant": v, "task": t, "metrics": {"word_perplexity" if t.endswith("_ppl") else "acc": {"value": x}}}
-        for v, tasks in scores.items() for t, x in tasks.items()
+        for v, tasks in scores.items()
+        for t, x in tasks.items()
     ]
     merge = {"name": "merge", "params": {"method": "ties", "dare_base": "task_arithmetic"}}
     record = {
         "spec": {"tasks": ["arithmetic", "xcopa", "mmlu", "wikitext2_ppl"]},
-        "variants": [_variant("b", "smollm2-135m-instruct"), _variant("ea", "expert:arithmetic"),
-                     _variant("ex", "expert:xcopa"), _variant("m", "smollm2-135m-instruct+merge:...", [merge], 12.3)],
+        "variants": [
+            _variant("b", "smollm2-135m-instruct"),
+            _variant("ea", "expert:arithmetic"),
+            _variant("ex", "expert:xcopa"),
+            _variant("m", "smollm2-135m-instruct+merge:...", [merge], 12.3),
+        ],
         "results": results,
     }
     rows = _script().table(record).splitlines()
-    assert rows[0] == ("| model | arithmetic | xcopa | arithmetic / expert | xcopa / expert | mean / expert | mmlu vs base "
-                       "| wikitext2_ppl vs base | merge s |")
+    assert rows[0] == (
+        "| model | arithmetic | xcopa | arithmetic / expert | xcopa / expert | mean / expert | mmlu vs base "
+        "| wikitext2_ppl vs base | merge s |"
+    )
     assert rows[-1] == "| merge ties | 0.200 | 0.540 | 0.500 | 0.900 | 0.700 | 0.230 (-2.0) | 25.00 (x1.250) | 12.3 |"
     assert rows[3].startswith("| expert:arithmetic | 0.400 | 0.500 | 1.000 | 0.833 |")

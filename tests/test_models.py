@@ -4,7 +4,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.models import CATALOG, DEFAULT_MODEL, resolve_model
-from harness.spec import VariantSpec
+from harness.spec._spec import VariantSpec
 
 
 def test_the_embedded_default_resolves_offline_to_its_gguf(env):

@@ -21,11 +21,11 @@ import pytest
 import ray
 from conftest import REPO, run_cli
 
-from harness.records import read_record
-from harness.ray_executor import RayExecutor, RayOptions
-from harness.run import run
-from harness.spec import build_spec
-from harness.task_index import known_names, task_manager
+from harness.engine._ray_executor import RayExecutor, RayOptions
+from harness.engine._run import run
+from harness.records._schema import read_record
+from harness.spec._spec import build_spec
+from harness.tasks.index import known_names, task_manager
 
 MODELS = ["smollm2-135m-instruct+quantize:bits=8"]  # and its base: two variants
 TASKS = "arithmetic_2da,xcopa_it"
@@ -36,7 +36,7 @@ REQUESTS = {"arithmetic_2da": 40, "xcopa_it": 20}  # one per answer choice
 @pytest.fixture(scope="module")
 def models(tmp_path_factory, data_dir) -> Path:
     """The converted embedded default: the user's when converted there, else converted once here."""
-    from harness._paths import cache_dir
+    from harness._util.paths import cache_dir
     from harness.models import resolve_model
     from harness.models.loading import ensure_float_folder
 
@@ -65,10 +65,23 @@ def local_run(tmp_path_factory, models, data_dir):
     root = tmp_path_factory.mktemp("local")
     cache = _fresh_cache(root / "cache", models)
     env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "HARNESS_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
-    args = ["eval", "--model", MODELS[0], "--tasks", TASKS, "--limit", LIMIT, "--batch-size", str(BATCH),
-            "--output-dir", str(root / "out"), "--output", "json"]
+    args = [
+        "eval",
+        "--model",
+        MODELS[0],
+        "--tasks",
+        TASKS,
+        "--limit",
+        LIMIT,
+        "--batch-size",
+        str(BATCH),
+        "--output-dir",
+        str(root / "out"),
+        "--output",
+        "json",
+    ]
     code = (
-        "import sys; from harness.cli import main; code = main(sys.argv[1:]);"
+        "import sys; from harness.cli._main import main; code = main(sys.argv[1:]);"
         " print('RAY_IMPORTED', 'ray' in sys.modules); sys.exit(code)"
     )
     done = subprocess.run([sys.executable, "-c", code, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
@@ -126,8 +139,23 @@ def test_cli_ray_run_equals_the_local_run_and_the_local_path_never_imports_ray(t
     cache = _fresh_cache(tmp_path / "cache", models)
     env = {**os.environ, "HARNESS_CACHE_DIR": str(cache), "HARNESS_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1"}
     # The CLI joins the module's cluster (--address) as a second driver.
-    args = ["eval", "--model", MODELS[0], "--tasks", TASKS, "--limit", LIMIT, "--batch-size", str(BATCH),
-            "--executor", "ray", "--address", cluster, "--shard-size", str(SHARD)]
+    args = [
+        "eval",
+        "--model",
+        MODELS[0],
+        "--tasks",
+        TASKS,
+        "--limit",
+        LIMIT,
+        "--batch-size",
+        str(BATCH),
+        "--executor",
+        "ray",
+        "--address",
+        cluster,
+        "--shard-size",
+        str(SHARD),
+    ]
     done = run_cli([*args, "--output-dir", str(tmp_path / "out"), "--output", "json"], env, cwd=REPO)
     assert done.returncode == 0, done.stderr[-3000:]
     ray_dir = Path(json.loads(done.stdout)["record"]).parent
@@ -140,7 +168,9 @@ def test_cli_ray_run_equals_the_local_run_and_the_local_path_never_imports_ray(t
     assert execution.workers == len({s.worker for s in execution.shards}) == 2
     shards = execution.shards
     assert [(s.task, s.first, s.end) for s in shards[:7]] == [
-        *(("arithmetic_2da", first, first + 8) for first in range(0, 40, 8)), ("xcopa_it", 0, 8), ("xcopa_it", 8, 10)
+        *(("arithmetic_2da", first, first + 8) for first in range(0, 40, 8)),
+        ("xcopa_it", 0, 8),
+        ("xcopa_it", 8, 10),
     ]
     assert len(shards) == 14 and all(s.status == "computed" and s.seconds > 0 for s in shards)
     # Each chunk computed once, by the shard where it starts: arithmetic_2da's second chunk starts at document 32.

@@ -4,7 +4,7 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from harness.records import BaseIdentity, InterventionRecord, WrapperRecord, read_record, record_json_schema
+from harness.records._schema import BaseIdentity, InterventionRecord, WrapperRecord, read_record, record_json_schema
 
 
 def test_identity_changes_with_weights_dtype_and_wrappers():
@@ -41,7 +41,7 @@ def test_older_records_still_read_without_an_execution_field():
     """Schema 1.3 added `execution` (set by --executor ray); the committed 1.0-1.2 records still read."""
     from pathlib import Path
 
-    from harness.records import SCHEMA_VERSION
+    from harness.records._schema import SCHEMA_VERSION
 
     assert SCHEMA_VERSION == "1.3"
     folders = sorted(Path(__file__).resolve().parent.parent.glob("results/*/record.json"))

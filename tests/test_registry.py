@@ -1,6 +1,6 @@
 import pytest
 
-from harness._registry import Registry, did_you_mean
+from harness._util.registry import Registry, did_you_mean
 from harness.errors import HarnessError
 
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from test_compare import write_synthetic_run
 
-from harness.cli import main
-from harness.report import write_report
+from harness.analysis._report import write_report
+from harness.cli._main import main
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = "<img src=x onerror=alert(1)>|`*_[x](javascript:alert(1))"
@@ -82,12 +82,12 @@ def test_report_holds_what_was_run_and_its_plots(tmp_path):
 def test_nothing_is_written_when_rendering_fails(tmp_path, monkeypatch):
     run = write_synthetic_run(tmp_path / "run")
     (run / "report.md").write_text("earlier report\n")
-    import harness._plots
+    import harness.analysis._plots
 
     def broken(*args):
         raise RuntimeError("plot failed")
 
-    monkeypatch.setattr(harness._plots, "front_png", broken)
+    monkeypatch.setattr(harness.analysis._plots, "front_png", broken)
     with pytest.raises(RuntimeError, match="plot failed"):
         write_report(run, resamples=50)
     assert (run / "report.md").read_text() == "earlier report\n"
@@ -123,12 +123,17 @@ def test_a_sweep_with_a_variant_without_a_number_still_plots():
     """A metric can be nan (a score that overflowed) or missing: its variant keeps its tick."""
     from PIL import Image
 
-    from harness import _plots
-    from harness._curves import Curve, CurvePoint, Sweep, SweepPoint
+    from harness.analysis import _plots
+    from harness.analysis._curves import Curve, CurvePoint, Sweep, SweepPoint
 
     points = (CurvePoint("high", None, float("nan"), None), CurvePoint("low", None, None, None), CurvePoint("2-4", None, 0.4, 0.07))
     sweep = Sweep(
-        run="r", base="b" * 64, base_model="tiny", wrapper="dola", parameter="layers", fixed=(),
+        run="r",
+        base="b" * 64,
+        base_model="tiny",
+        wrapper="dola",
+        parameter="layers",
+        fixed=(),
         points=tuple(SweepPoint(str(i), f"tiny+dola:layers={p.value}", p.value, None) for i, p in enumerate(points)),
         curves=(Curve("truthfulqa_mc2", "acc", True, 0.5, points),),
     )

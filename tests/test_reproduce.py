@@ -8,16 +8,16 @@ import shutil
 
 import pytest
 
-from harness.cli import main
+from harness.cli._main import main
+from harness.engine._reproduce import parse_batch_sizes
 from harness.errors import HarnessError
-from harness.records import read_record
-from harness.reproduce import parse_batch_sizes
+from harness.records._schema import read_record
 
 
 def _tiny_run(tmp_path):
-    from harness.run import run
-    from harness.spec import build_spec
-    from harness.task_index import known_names, task_manager
+    from harness.engine._run import run
+    from harness.spec._spec import build_spec
+    from harness.tasks.index import known_names, task_manager
 
     given = {"tasks": "arithmetic_2da,arithmetic_3da", "limit": "3", "batch_size": "8", "output_dir": str(tmp_path / "runs")}
     command = ["harness", "eval", "--tasks", "arithmetic_2da,arithmetic_3da", "--limit", "3"]

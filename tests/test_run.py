@@ -16,7 +16,7 @@ import pytest
 from conftest import HARNESS, run_cli
 
 from harness.models import resolve_model
-from harness.records import read_record, record_json_schema
+from harness.records._schema import read_record, record_json_schema
 
 
 def _eval(env, out: Path, *args: str):
@@ -103,9 +103,15 @@ def _tiny_llama(folder: Path, tokenizer_source: Path) -> Path:
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        bos_token_id=1, eos_token_id=2,
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
     )
     LlamaForCausalLM(config).save_pretrained(folder)
     AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(folder)
@@ -115,8 +121,9 @@ def _tiny_llama(folder: Path, tokenizer_source: Path) -> Path:
 def test_two_variants_never_share_a_cache_entry(env, tmp_path, models_dir):
     base, _ = _eval(env, tmp_path / "out", "--tasks", "arithmetic_2da", "--limit", "6")
     tiny = _tiny_llama(tmp_path / "tiny", next(models_dir.glob("gguf-*")))
-    record, run_dir = _eval(env, tmp_path / "out", "--model", "smollm2-135m-instruct", "--model", str(tiny),
-                            "--tasks", "arithmetic_2da", "--limit", "6")
+    record, run_dir = _eval(
+        env, tmp_path / "out", "--model", "smollm2-135m-instruct", "--model", str(tiny), "--tasks", "arithmetic_2da", "--limit", "6"
+    )
     default, other = record.variants
     assert default.identity == base.variants[0].identity != other.identity
     by_variant = {r.variant: r for r in record.results}
@@ -136,8 +143,19 @@ def test_two_variants_never_share_a_cache_entry(env, tmp_path, models_dir):
 
 
 def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(env, tmp_path, models_dir):
-    args = ["eval", "--tasks", "arithmetic_2da,arithmetic_2ds,arithmetic_3da", "--limit", "60",
-            "--batch-size", "2", "--output-dir", str(tmp_path / "out"), "--output", "json"]
+    args = [
+        "eval",
+        "--tasks",
+        "arithmetic_2da,arithmetic_2ds,arithmetic_3da",
+        "--limit",
+        "60",
+        "--batch-size",
+        "2",
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--output",
+        "json",
+    ]
     requests_db = Path(env["HARNESS_CACHE_DIR"]) / "requests"
     proc = subprocess.Popen([*HARNESS, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     done_before_kill = 0
@@ -170,8 +188,9 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(env, tmp_path, mo
     fresh = tmp_path / "fresh-cache"
     fresh.mkdir()
     (fresh / "models").symlink_to(models_dir, target_is_directory=True)
-    uninterrupted = run_cli([*args[:-4], "--output-dir", str(tmp_path / "out2"), "--output", "json"],
-                            {**env, "HARNESS_CACHE_DIR": str(fresh)})
+    uninterrupted = run_cli(
+        [*args[:-4], "--output-dir", str(tmp_path / "out2"), "--output", "json"], {**env, "HARNESS_CACHE_DIR": str(fresh)}
+    )
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     reference = read_record(Path(json.loads(uninterrupted.stdout)["record"]))
     assert all(r.requests_cached == 0 for r in reference.results if r.kind == "task")
@@ -179,9 +198,7 @@ def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(env, tmp_path, mo
 
 
 def test_per_task_limits(env, tmp_path):
-    record, run_dir = _eval(
-        env, tmp_path / "out", "--tasks", "arithmetic_2da,arithmetic_2ds", "--limit", "3,arithmetic_2ds=1"
-    )
+    record, run_dir = _eval(env, tmp_path / "out", "--tasks", "arithmetic_2da,arithmetic_2ds", "--limit", "3,arithmetic_2ds=1")
     counts = {r.task: r.n_samples for r in record.results}
     assert counts == {"arithmetic_2da": 3, "arithmetic_2ds": 1}
     assert record.spec.limit == 3 and record.spec.limit_per_task == {"arithmetic_2ds": 1}

@@ -19,7 +19,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
 from harness.errors import HarnessError
-from harness.scorers import (
+from harness.tasks.scorers import (
     DEFAULT_SCORER,
     SCORERS,
     _bilstm,
@@ -28,9 +28,9 @@ from harness.scorers import (
     default_scorer_name,
     load_scorer,
 )
-from harness.scorers._package_files import PinnedPackage
-from harness.scorers._safe_pickle import AttributeHolder, load_data_pickle
-from harness.scorers.validity import (
+from harness.tasks.scorers._package_files import PinnedPackage
+from harness.tasks.scorers._safe_pickle import AttributeHolder, load_data_pickle
+from harness.tasks.scorers.validity import (
     agreement,
     auroc,
     figure,
@@ -192,7 +192,7 @@ def test_tokenizer_pickle_is_read_once_into_json(env, monkeypatch):
 # detoxify: not installed on the development machines and its checkpoints are not downloadable
 # here. A stand-in package with detoxify 0.5.4's file names and model-building code, a tiny BERT
 # checkpoint and a hand-made hub cache exercise every path of the loader.
-_STAND_IN = '''
+_STAND_IN = """
 import transformers
 MODEL_URLS = {
     "original": "https://github.com/unitaryai/detoxify/releases/download/v0.1-alpha/toxic_original-c1212f89.ckpt",
@@ -215,7 +215,7 @@ def get_model_and_tokenizer(
         huggingface_config_path or model_type, local_files_only=huggingface_config_path is not None
     )
     return model, tokenizer
-'''
+"""
 _WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "you", "are", "an", "idiot", "have", "a", "nice", "day"]
 
 
@@ -245,9 +245,7 @@ def hub_cache(tmp_path, monkeypatch) -> Path:
 
 
 def _tiny_bert() -> BertConfig:
-    return BertConfig(
-        vocab_size=len(_WORDS), hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16
-    )
+    return BertConfig(vocab_size=len(_WORDS), hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
 
 
 def _cache_bert_base(hub: Path) -> Path:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from lm_eval.api.instance import Instance
 
-from harness.cache import RequestCache
-from harness.lm import HarnessLM, chunk_size
+from harness.engine._shard_worker import ShardDone, ShardLM
+from harness.lm._harness_lm import HarnessLM, chunk_size
+from harness.lm._request_cache import RequestCache
 from harness.models import resolve_model
-from harness.shard_worker import ShardDone, ShardLM
-from harness.spec import VariantSpec
-from harness.variant import Variant
+from harness.spec._spec import VariantSpec
+from harness.variant._variant import Variant
 
 BATCH = 2  # chunks of 32 log-likelihood requests
 
@@ -27,7 +27,9 @@ def _requests(documents: int, per_document: int) -> list[Instance]:
 def _lm(cls, tmp_path):
     spec = VariantSpec.parse("smollm2-135m-instruct")
     variant = Variant(spec, resolve_model(spec.base))
-    lm = cls(variant=variant, cache=RequestCache(tmp_path / "requests", variant.identity), task_hashes={"t": "h"}, batch_size=BATCH, device="cpu")
+    lm = cls(
+        variant=variant, cache=RequestCache(tmp_path / "requests", variant.identity), task_hashes={"t": "h"}, batch_size=BATCH, device="cpu"
+    )
     lm.hf = lambda: None  # every answer below comes from `compute`: nothing to build
     return lm
 

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import torch
 
-from harness import _shared_trunk
+from harness.engine._run import run
+from harness.lm import _shared_trunk
 from harness.models import resolve_model
-from harness.records import read_record
-from harness.run import run
-from harness.spec import VariantSpec, build_spec
-from harness.task_index import known_names, task_manager
-from harness.variant import Variant
+from harness.spec._spec import VariantSpec, build_spec
+from harness.tasks.index import known_names, task_manager
+from harness.variant._variant import Variant
 from harness.wrappers import WRAPPERS
 from harness.wrappers._fitting import FitData, Fitted, fit_params_of, header, write_artifact
 
@@ -29,9 +28,16 @@ def _tiny_folder(path: Path, tokenizer_folder: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
     )
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -54,8 +60,7 @@ def _artifact(folder: Path, path: Path) -> Path:
 
 
 def _run(models: list[str], out: Path, no_base: bool = False):
-    given = {"model": models, "tasks": TASKS, "limit": 3, "batch_size": 4, "device": "cpu",
-             "output_dir": str(out), "no_base": no_base}
+    given = {"model": models, "tasks": TASKS, "limit": 3, "batch_size": 4, "device": "cpu", "output_dir": str(out), "no_base": no_base}
     record, folder = run(build_spec(given, known_names(task_manager())), ["test"])
     samples = {}
     for result in record.results:
@@ -96,18 +101,18 @@ def test_a_sweep_group_equals_its_variants_one_by_one(embedded_default, tmp_path
     # the alphas really steer: not every member scores as the base does
     base = group.variants[0].identity
     assert any(
-        abs(resps[0][0][0] - group_samples[(base, *key[1:])][0][0][0]) > 1e-4
-        for key, resps in group_samples.items() if key[0] != base
+        abs(resps[0][0][0] - group_samples[(base, *key[1:])][0][0][0]) > 1e-4 for key, resps in group_samples.items() if key[0] != base
     )
 
 
 def test_plan_groups_head_only_variants_of_one_base(embedded_default):
-    spec = build_spec({"model": ["smollm2-135m-instruct+eigenshift:k=2|4", "smollm2-135m-instruct+exit:layer=3"],
-                       "tasks": "arithmetic"}, ["arithmetic"])
+    spec = build_spec(
+        {"model": ["smollm2-135m-instruct+eigenshift:k=2|4", "smollm2-135m-instruct+exit:layer=3"], "tasks": "arithmetic"}, ["arithmetic"]
+    )
     variants = [Variant(v, resolve_model(v.base)) for v in spec.variants]
     names = [v.spec.model for v in variants]
     groups = _shared_trunk.plan(variants)
     assert len(groups) == 1
-    (leader, members), = groups.items()
+    ((leader, members),) = groups.items()
     assert "+" not in names[leader]
     assert sorted(names[m] for m in members) == sorted(n for n in names if "eigenshift" in n)

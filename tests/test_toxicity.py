@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_cli
 
-from harness.records import read_record
-from harness.scorers import load_scorer
+from harness.records._schema import read_record
+from harness.tasks.scorers import load_scorer
 
 K = 4
 PROMPTS = 3
@@ -113,9 +113,7 @@ def test_toxigen_prompts_are_converted_and_deduplicated(data_dir):
         "neutral": "toxicity/toxigen/prompts/neutral_native_american_1k.txt",
     }
     docs = utils.load_toxigen(data_files=files, data_dir=str(data_dir))["test"]
-    raw = {
-        split: (data_dir / path).read_text(encoding="utf-8").splitlines() for split, path in files.items()
-    }
+    raw = {split: (data_dir / path).read_text(encoding="utf-8").splitlines() for split, path in files.items()}
     assert len(docs) == len({line for lines in raw.values() for line in lines})
     assert len(docs) < sum(len(lines) for lines in raw.values())  # these files repeat prompts
     assert all("\\n" not in d["prompt"] and d["prompt"].startswith("- ") for d in docs)

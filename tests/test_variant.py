@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import run_cli
 
-from harness.records import read_record
+from harness.records._schema import read_record
 
 BASE = "smollm2-135m-instruct"
 QUANTIZED = f"{BASE}+quantize:bits=4,group=64"
@@ -37,8 +37,16 @@ def test_variants_of_one_base_in_one_run_stay_independent(env, tmp_path):
     # The variants come first and the base last, each from its own empty cache: had a wrapper edited a
     # base shared with the others, the base's answers here would differ from the run of the base alone.
     record, samples = _eval(
-        env, tmp_path / "cache_together", tmp_path / "out",
-        "--model", QUANTIZED, "--model", EXITED, "--model", BASE, "--no-base",
+        env,
+        tmp_path / "cache_together",
+        tmp_path / "out",
+        "--model",
+        QUANTIZED,
+        "--model",
+        EXITED,
+        "--model",
+        BASE,
+        "--no-base",
     )
     quantized, exited, base = record.variants
     assert base.identity == alone.variants[0].identity

@@ -25,17 +25,29 @@ def tiny_llava(folder: Path, tokenizer_folder: Path) -> Path:
     # The tower's depth differs from the text model's: depth wrappers cut every config of the text depth.
     vision = CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2)
     text = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=True,
     )
     config = LlavaConfig(
-        vision_config=vision, text_config=text, image_token_id=tokenizer.convert_tokens_to_ids(IMAGE),
-        vision_feature_layer=-2, vision_feature_select_strategy="default", tie_word_embeddings=True,
+        vision_config=vision,
+        text_config=text,
+        image_token_id=tokenizer.convert_tokens_to_ids(IMAGE),
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        tie_word_embeddings=True,
     )
     image_processor = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
     processor = LlavaProcessor(
-        image_processor=image_processor, tokenizer=tokenizer, patch_size=8,
-        vision_feature_select_strategy="default", num_additional_image_tokens=1,
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        patch_size=8,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
     )
     LlavaForConditionalGeneration(config).save_pretrained(folder)
     processor.save_pretrained(folder)
@@ -58,11 +70,11 @@ def picture(color: tuple[int, int, int]):
 
 
 def harness_lm(model: str, tmp_path: Path):
-    from harness.cache import RequestCache
-    from harness.lm import HarnessLM
+    from harness.lm._harness_lm import HarnessLM
+    from harness.lm._request_cache import RequestCache
     from harness.models import resolve_model
-    from harness.spec import VariantSpec
-    from harness.variant import Variant
+    from harness.spec._spec import VariantSpec
+    from harness.variant._variant import Variant
 
     spec = VariantSpec.parse(model)
     cache = RequestCache(tmp_path / "requests", "test")
@@ -81,14 +93,20 @@ def test_images_reach_the_model_and_key_the_cache_by_pixels(tiny_vlm, tmp_path):
     context = f"{IMAGE}\nQuestion: what shape is it?\nAnswer:"
     red, blue = picture((255, 0, 0)), picture((0, 0, 255))
     scored = lm.loglikelihood(
-        [request("loglikelihood", context, " circle", {"visual": [red]}), request("loglikelihood", context, " circle", {"visual": [blue]}),
-         request("loglikelihood", context, " a red circle", {"visual": [red]}), request("loglikelihood", context, " circle")]
+        [
+            request("loglikelihood", context, " circle", {"visual": [red]}),
+            request("loglikelihood", context, " circle", {"visual": [blue]}),
+            request("loglikelihood", context, " a red circle", {"visual": [red]}),
+            request("loglikelihood", context, " circle"),
+        ]
     )
     assert scored[0][0] != scored[1][0]  # another image, another log-likelihood
     assert scored[0][0] != scored[3][0]  # the image counts, against none
     again = lm.loglikelihood([request("loglikelihood", context, " circle", {"visual": [picture((255, 0, 0))]})])
     assert again == scored[:1] and lm.task_cached["t"] == 1  # the same pixels in another object: a cache hit
-    (text,) = lm.generate_until([request("generate_until", context, {"until": ["\n"], "max_gen_toks": 4, "do_sample": False}, {"visual": [red]})])
+    (text,) = lm.generate_until(
+        [request("generate_until", context, {"until": ["\n"], "max_gen_toks": 4, "do_sample": False}, {"visual": [red]})]
+    )
     assert isinstance(text, str)
 
 
@@ -103,8 +121,8 @@ def test_a_language_model_refuses_images_before_it_loads(embedded_default, tmp_p
 
 def test_single_and_multi_token_continuations_score_as_separate_passes(tiny_vlm):
     """Sharing one pass among single-token continuations gives what one pass each gives."""
+    from harness.lm._vlm_scorer import VLMScorer
     from harness.models import load_model, resolve_model
-    from harness.vlm.scorer import VLMScorer
 
     loaded = load_model(resolve_model(str(tiny_vlm)), "cpu")
     scorer = VLMScorer(loaded.model, batch_size=4, device="cpu")
@@ -118,11 +136,11 @@ def test_single_and_multi_token_continuations_score_as_separate_passes(tiny_vlm)
 def test_language_model_wrappers_apply_to_a_vlm(tiny_vlm):
     import torch
 
-    from harness.lm import resolve_device
+    from harness.lm._vlm_scorer import VLMScorer
     from harness.models import resolve_model
-    from harness.spec import VariantSpec
-    from harness.variant import Variant
-    from harness.vlm.scorer import VLMScorer
+    from harness.models.device import resolve_device
+    from harness.spec._spec import VariantSpec
+    from harness.variant._variant import Variant
 
     base = resolve_model(str(tiny_vlm))
     plain = Variant(VariantSpec.parse(str(tiny_vlm)), base).load(resolve_device("cpu"))
@@ -133,7 +151,9 @@ def test_language_model_wrappers_apply_to_a_vlm(tiny_vlm):
     assert not torch.equal(quantized, plain.model.model.language_model.layers[0].self_attn.q_proj.weight)
     for before, after in zip(plain.model.model.vision_tower.parameters(), cut.model.model.vision_tower.parameters()):
         assert torch.equal(before, after)  # the wrappers touch the language model only
-    scored = VLMScorer(cut.model, device="cpu").loglikelihood([request("loglikelihood", f"{IMAGE}\nWhich?\nAnswer:", " red", {"visual": [picture((255, 0, 0))]})])
+    scored = VLMScorer(cut.model, device="cpu").loglikelihood(
+        [request("loglikelihood", f"{IMAGE}\nWhich?\nAnswer:", " red", {"visual": [picture((255, 0, 0))]})]
+    )
     assert scored[0][0] < 0
 
 
@@ -144,18 +164,34 @@ def test_offline_vlm_build_is_seeded_and_reproducible(embedded_default, tmp_path
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from harness.models import float_folder, load_model, resolve_model
-    from harness.vlm.build import build
-    from harness.vlm.recipe import VLMRecipe
+    from harness.models.vlm.build import build
+    from harness.models.vlm.recipe import VLMRecipe
 
     language = tmp_path / "tiny-llama"
     tokenizer = AutoTokenizer.from_pretrained(float_folder(embedded_default))
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=True,
+    )
     LlamaForCausalLM(config).save_pretrained(language)
     tokenizer.save_pretrained(language)
     recipe = VLMRecipe(
-        language_model=str(language), train_images=48, channels=(4, 8), hidden_size=16, num_attention_heads=2,
-        intermediate_size=32, encoder_epochs=1, encoder_batch=16, projector_steps=2, projector_batch=4,
+        language_model=str(language),
+        train_images=48,
+        channels=(4, 8),
+        hidden_size=16,
+        num_attention_heads=2,
+        intermediate_size=32,
+        encoder_epochs=1,
+        encoder_batch=16,
+        projector_steps=2,
+        projector_batch=4,
     )
     first, second = (build(recipe, tmp_path / name, validation_questions=24) for name in ("first", "second"))
     assert first["weights_sha256"] == second["weights_sha256"]

@@ -64,7 +64,7 @@ def _vqav2_parquet(path: Path) -> None:
 
 
 def test_vqav2_scores_hand_made_rows_by_vqa_accuracy(env, tmp_path):
-    from harness.task_index import task_manager
+    from harness.tasks.index import task_manager
 
     data = tmp_path / "data"
     _vqav2_parquet(data / "vqa" / "vqav2" / "validation-00000-of-00068.parquet")
@@ -79,7 +79,7 @@ def test_vqav2_scores_hand_made_rows_by_vqa_accuracy(env, tmp_path):
 
 
 def test_easy_vqa_splits_the_test_questions_by_type(env, data_dir):
-    from harness.task_index import task_manager
+    from harness.tasks.index import task_manager
 
     tasks = task_manager(data_dir).load("easy_vqa_mc")["tasks"]
     counts = {name: len(task.eval_docs) for name, task in tasks.items()}

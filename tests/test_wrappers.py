@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness.errors import HarnessError
-from harness.spec import VariantSpec, build_spec, expand_sweeps
+from harness.spec._spec import VariantSpec, build_spec, expand_sweeps
 from harness.wrappers import WRAPPERS, Param, canonical_text, register_wrapper
 from harness.wrappers._params import resolve
 
@@ -59,7 +59,7 @@ def test_a_sweep_becomes_distinct_variants_with_their_base_first():
 
 def test_identity_uses_resolved_parameters():
     from harness.models import resolve_model
-    from harness.variant import Variant
+    from harness.variant._variant import Variant
 
     base = resolve_model(BASE)
 

@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from conftest import run_cli
 
 from harness.errors import HarnessError
-from harness.records import read_record
-from harness.spec import VariantSpec
+from harness.records._schema import read_record
+from harness.spec._spec import VariantSpec
 from harness.wrappers import WRAPPERS, canonical_text
 from harness.wrappers._cost import measure_cost
 from harness.wrappers.decoding import INSTRUCTION, INSTRUCTION_SHA256, candidate_layers, premature_layers
@@ -35,9 +35,17 @@ def _tiny():
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=DEPTH,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=0.3,
+        vocab_size=256,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=DEPTH,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        initializer_range=0.3,
     )
     return LlamaForCausalLM(config).eval()
 
@@ -67,8 +75,15 @@ def _wrapped(wrapper: str):
 
 def _generate(model, ids, mask, use_cache: bool):
     out = model.generate(
-        ids, attention_mask=mask, max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=0, use_cache=use_cache,
-        output_logits=True, return_dict_in_generate=True,
+        ids,
+        attention_mask=mask,
+        max_new_tokens=6,
+        min_new_tokens=6,
+        do_sample=False,
+        pad_token_id=0,
+        use_cache=use_cache,
+        output_logits=True,
+        return_dict_in_generate=True,
     )
     return out.sequences, torch.stack(out.logits)
 
@@ -234,6 +249,7 @@ def _contrast_by_hand(model, ids: torch.Tensor, beta: float, omega: float, layer
         amateur = model(prompted, output_hidden_states=True)
         scores = plain.logits.log_softmax(-1) - beta * amateur.logits[:, size:].log_softmax(-1)
         if omega:
+
             def lower(h):
                 return model.lm_head(model.model.norm(h)).log_softmax(-1)
 
@@ -303,14 +319,21 @@ def test_loglikelihoods_sum_the_raw_scores_unless_post_softmax(embedded_default,
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from harness._summed_scores import SummedScoresHFLM
+    from harness.lm._summed_scores import SummedScoresHFLM
     from harness.models.loading import float_folder
-    from harness.wrappers.decoding import sums_raw_scores
+    from harness.wrappers import sums_raw_scores
 
     tokenizer = AutoTokenizer.from_pretrained(float_folder(embedded_default))
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=DEPTH,
-                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.3)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=DEPTH,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        initializer_range=0.3,
+    )
     base = LlamaForCausalLM(config).eval()
     raw, normed = copy.deepcopy(base), copy.deepcopy(base)
     _apply(raw, wrapper)
@@ -322,10 +345,10 @@ def test_loglikelihoods_sum_the_raw_scores_unless_post_softmax(embedded_default,
     softmaxed = HFLM(pretrained=normed, tokenizer=tokenizer, batch_size=2, device="cpu").loglikelihood(requests)
     for (context, continuation), (total, _), (normalised, _) in zip(pairs, summed, softmaxed):
         context_ids = tokenizer.encode(context)
-        continuation_ids = tokenizer.encode(context + continuation)[len(context_ids):]
+        continuation_ids = tokenizer.encode(context + continuation)[len(context_ids) :]
         ids = torch.tensor([context_ids + continuation_ids])
         with torch.no_grad():
-            scores = raw(ids[:, :-1]).logits[0, -len(continuation_ids):].float()
+            scores = raw(ids[:, :-1]).logits[0, -len(continuation_ids) :].float()
         target = torch.tensor(continuation_ids)[:, None]
         assert total == pytest.approx(float(scores.gather(1, target).sum()), rel=1e-6, abs=1e-4)  # float32 sums of ~700
         assert normalised == pytest.approx(float(scores.log_softmax(-1).gather(1, target).sum()), rel=1e-6, abs=1e-4)
@@ -335,8 +358,22 @@ def test_loglikelihoods_sum_the_raw_scores_unless_post_softmax(embedded_default,
 def test_decoding_variants_through_the_cli(env, tmp_path):
     dola, contrast = f"{BASE}+dola:layers=high", f"{BASE}+contrast:omega=0.5,layer=10"
     done = run_cli(
-        ["eval", "--model", dola, "--model", contrast, "--no-base", "--tasks", "arithmetic_2da", "--limit", "3",
-         "--output-dir", str(tmp_path / "out"), "--output", "json"],
+        [
+            "eval",
+            "--model",
+            dola,
+            "--model",
+            contrast,
+            "--no-base",
+            "--tasks",
+            "arithmetic_2da",
+            "--limit",
+            "3",
+            "--output-dir",
+            str(tmp_path / "out"),
+            "--output",
+            "json",
+        ],
         env,
     )
     assert done.returncode == 0, done.stderr[-3000:]

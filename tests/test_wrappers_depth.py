@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.spec import VariantSpec
+from harness.spec._spec import VariantSpec
 from harness.wrappers import WRAPPERS, canonical_text
 from harness.wrappers._cost import measure_cost
 
@@ -26,9 +26,17 @@ def _tiny(depth: int = DEPTH, init: float = 0.02):
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=depth,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0, initializer_range=init,
+        vocab_size=256,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=depth,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        initializer_range=init,
     )
     return LlamaForCausalLM(config).eval()
 
@@ -39,7 +47,7 @@ def _ids(batch: int = 2, length: int = 12) -> torch.Tensor:
 
 def _apply(model, model_string_params: str):
     """Apply `NAME:key=value,...` to `model` as a variant would (resolve, then apply)."""
-    (name, params), = VariantSpec.parse(f"{BASE}+{model_string_params}").resolved()
+    ((name, params),) = VariantSpec.parse(f"{BASE}+{model_string_params}").resolved()
     return WRAPPERS.get(name).apply(model, None, params)
 
 
@@ -179,7 +187,7 @@ def test_static_exit_at_full_depth_is_the_base():
 
 def test_static_exit_on_the_embedded_default(embedded_default):
     from harness.models import load_model
-    from harness.variant import Variant
+    from harness.variant._variant import Variant
 
     base = load_model(embedded_default, "cpu")
     ids = base.tokenizer("The capital of France is", return_tensors="pt").input_ids
@@ -212,8 +220,7 @@ def _manual(base, ids: torch.Tensor, keep: list[int]) -> tuple[list[torch.Tensor
     with torch.no_grad():
         hidden = decoder.embed_tokens(ids)
         positions = torch.arange(ids.shape[1])[None]
-        mask = create_causal_mask(config=base.config, inputs_embeds=hidden, attention_mask=None, cache=None,
-                                  position_ids=positions)
+        mask = create_causal_mask(config=base.config, inputs_embeds=hidden, attention_mask=None, cache=None, position_ids=positions)
         rotary = decoder.rotary_emb(hidden, position_ids=positions)
         outputs = []
         for i in keep:
@@ -272,9 +279,18 @@ def test_skip_keeps_per_layer_types_in_step_with_the_cache():
 
     torch.manual_seed(0)
     config = Gemma3TextConfig(
-        vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=6, num_attention_heads=2,
-        num_key_value_heads=1, head_dim=16, sliding_window=4, max_position_embeddings=64,
-        layer_types=["sliding_attention", "full_attention"] * 3, final_logit_softcapping=5.0, pad_token_id=0,
+        vocab_size=128,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=6,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        sliding_window=4,
+        max_position_embeddings=64,
+        layer_types=["sliding_attention", "full_attention"] * 3,
+        final_logit_softcapping=5.0,
+        pad_token_id=0,
     )
     model = Gemma3ForCausalLM(config).eval()
     _apply(model, "skip:layers=1-2")
@@ -282,7 +298,11 @@ def test_skip_keeps_per_layer_types_in_step_with_the_cache():
     assert [layer.self_attn.is_sliding for layer in model.model.layers] == [True, False, True, False]
     cache = DynamicCache(config=model.config)
     assert [type(layer).__name__ for layer in cache.layers] == [
-        "DynamicSlidingWindowLayer", "DynamicLayer", "DynamicSlidingWindowLayer", "DynamicLayer"]
+        "DynamicSlidingWindowLayer",
+        "DynamicLayer",
+        "DynamicSlidingWindowLayer",
+        "DynamicLayer",
+    ]
     ids = torch.randint(3, 128, (1, 10), generator=torch.Generator().manual_seed(2))
     cached, uncached = _generate_both_ways(model, ids, new=6)
     assert torch.equal(cached, uncached)

@@ -11,15 +11,15 @@ PATCHES = 16  # the tiny LLaVA: 32x32 images, 8x8 patches
 
 def variant(model: str):
     from harness.models import resolve_model
-    from harness.spec import VariantSpec
-    from harness.variant import Variant
+    from harness.spec._spec import VariantSpec
+    from harness.variant._variant import Variant
 
     spec = VariantSpec.parse(model)
     return Variant(spec, resolve_model(spec.base)).load("cpu")
 
 
 def test_keeps_exactly_the_budgeted_number_of_visual_tokens(tiny_vlm):
-    from harness.vlm.scorer import VLMScorer
+    from harness.lm._vlm_scorer import VLMScorer
 
     built = variant(f"{tiny_vlm}+droptokens:keep=0.2")
     model = built.model
@@ -29,8 +29,10 @@ def test_keeps_exactly_the_budgeted_number_of_visual_tokens(tiny_vlm):
     scorer = VLMScorer(model, batch_size=2, device="cpu")
     one, two = picture((255, 0, 0)), picture((0, 0, 255))
     scorer.loglikelihood(
-        [request("loglikelihood", f"{IMAGE}\nWhat?\nAnswer:", " red", {"visual": [one]}),
-         request("loglikelihood", f"{IMAGE}{IMAGE}\nWhat?\nAnswer:", " red", {"visual": [one, two]})]
+        [
+            request("loglikelihood", f"{IMAGE}\nWhat?\nAnswer:", " red", {"visual": [one]}),
+            request("loglikelihood", f"{IMAGE}{IMAGE}\nWhat?\nAnswer:", " red", {"visual": [one, two]}),
+        ]
     )
     (input_ids,) = seen
     image_tokens = (input_ids == model.config.image_token_id).sum(1).tolist()
@@ -42,7 +44,7 @@ def test_keeps_exactly_the_budgeted_number_of_visual_tokens(tiny_vlm):
 def test_kept_tokens_are_those_the_cls_attends_to_most(tiny_vlm):
     import torch
 
-    from harness.vlm.scorer import VLMScorer
+    from harness.lm._vlm_scorer import VLMScorer
 
     model = variant(f"{tiny_vlm}+droptokens:keep=0.25").model
     pixels = VLMScorer(model, device="cpu").processor(text=IMAGE, images=[picture((0, 200, 0))], return_tensors="pt")["pixel_values"]
@@ -57,9 +59,11 @@ def test_kept_tokens_are_those_the_cls_attends_to_most(tiny_vlm):
 
 
 def test_keeping_every_token_changes_nothing(tiny_vlm):
-    from harness.vlm.scorer import VLMScorer
+    from harness.lm._vlm_scorer import VLMScorer
 
-    requests = [request("loglikelihood", f"{IMAGE}\nWhich colour?\nAnswer:", f" {w}", {"visual": [picture((255, 0, 0))]}) for w in ("red", "blue")]
+    requests = [
+        request("loglikelihood", f"{IMAGE}\nWhich colour?\nAnswer:", f" {w}", {"visual": [picture((255, 0, 0))]}) for w in ("red", "blue")
+    ]
     base = VLMScorer(variant(str(tiny_vlm)).model, device="cpu").loglikelihood(requests)
     kept = VLMScorer(variant(f"{tiny_vlm}+droptokens:keep=1").model, device="cpu").loglikelihood(requests)
     assert [v for v, _ in kept] == pytest.approx([v for v, _ in base], abs=1e-5)
@@ -67,7 +71,7 @@ def test_keeping_every_token_changes_nothing(tiny_vlm):
 
 def test_refusals_are_one_line(tiny_vlm):
     from harness.errors import HarnessError
-    from harness.spec import VariantSpec
+    from harness.spec._spec import VariantSpec
 
     with pytest.raises(HarnessError, match=r"droptokens:keep=0\.0: must be > 0"):
         VariantSpec.parse(f"{tiny_vlm}+droptokens:keep=0")
@@ -77,6 +81,8 @@ def test_refusals_are_one_line(tiny_vlm):
 
     from harness.wrappers.droptokens import apply_droptokens
 
-    text_only = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2))
+    text_only = LlamaForCausalLM(
+        LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
+    )
     with pytest.raises(HarnessError, match="supports LLaVA vision-language models, not LlamaForCausalLM"):
         apply_droptokens(text_only, None, {"keep": 0.2})

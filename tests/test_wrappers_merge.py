@@ -86,8 +86,15 @@ def _tiny(folder, tokenizer_folder, seed: int, intermediate: int = 64):
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=intermediate, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=intermediate,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        tie_word_embeddings=True,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
@@ -131,8 +138,8 @@ def _weights(folder) -> dict[str, torch.Tensor]:
 
 def _build(model_string: str):
     from harness.models import resolve_model
-    from harness.spec import VariantSpec
-    from harness.variant import Variant
+    from harness.spec._spec import VariantSpec
+    from harness.variant._variant import Variant
 
     spec = VariantSpec.parse(model_string)
     variant = Variant(spec, resolve_model(spec.base))
@@ -140,8 +147,12 @@ def _build(model_string: str):
 
 
 METHOD_ARGS = {
-    "linear": "", "task_arithmetic": "", "ties": "", "dare": ",p=0.5",
-    "regmean": ",calibration={c};{c},calibration_examples=20", "regmean_pp": ",calibration={c};{c},calibration_examples=20",
+    "linear": "",
+    "task_arithmetic": "",
+    "ties": "",
+    "dare": ",p=0.5",
+    "regmean": ",calibration={c};{c},calibration_examples=20",
+    "regmean_pp": ",calibration={c};{c},calibration_examples=20",
 }
 
 

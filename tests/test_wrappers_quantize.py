@@ -45,9 +45,16 @@ def tiny(layers: int = 4, hidden: int = 128, intermediate: int = 512, tie: bool 
     """A random Llama; the same weights for the same shape (a fresh config each time)."""
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=384, hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-        tie_word_embeddings=tie, bos_token_id=1, eos_token_id=2,
+        vocab_size=384,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=tie,
+        bos_token_id=1,
+        eos_token_id=2,
     )
     return LlamaForCausalLM(config).eval()
 
@@ -64,8 +71,11 @@ def quantize(model, **given):
 
 
 def decoder_linears(model):
-    return [(i, name, getattr(layer.self_attn if name.endswith(("q_proj", "k_proj", "v_proj", "o_proj")) else layer.mlp, name))
-            for i, layer in enumerate(model.model.layers) for name in LINEARS]
+    return [
+        (i, name, getattr(layer.self_attn if name.endswith(("q_proj", "k_proj", "v_proj", "o_proj")) else layer.mlp, name))
+        for i, layer in enumerate(model.model.layers)
+        for name in LINEARS
+    ]
 
 
 def groups_of(weight: torch.Tensor, group: int) -> torch.Tensor:
@@ -194,7 +204,13 @@ def _expected_linear_bytes(rows, cols, bits, group, sym):
 
 @pytest.mark.parametrize(
     "bits,group,sym,per_weight",
-    [(4, 64, False, 0.5 + 2.5 / 64), (4, 64, True, 0.5 + 2 / 64), (3, 32, False, 3 / 8 + 2.375 / 32), (8, 128, True, 1 + 2 / 128), (2, 64, True, 0.25 + 2 / 64)],
+    [
+        (4, 64, False, 0.5 + 2.5 / 64),
+        (4, 64, True, 0.5 + 2 / 64),
+        (3, 32, False, 3 / 8 + 2.375 / 32),
+        (8, 128, True, 1 + 2 / 128),
+        (2, 64, True, 0.25 + 2 / 64),
+    ],
 )
 def test_declared_bytes_are_the_codes_plus_a_float16_step_and_a_zero_point_per_group(bits, group, sym, per_weight):
     base, model = tiny(), tiny()
@@ -337,8 +353,11 @@ def test_taylor_budget_choice_respects_the_budget_is_optimal_deterministic_and_c
     with torch.no_grad():
         for layer in (0, 4):
             for bits in (3, 4, 8):
-                expected = sum(float((lin.weight.grad * (fake_quant(lin.weight, bits, 64, False) - lin.weight)).abs().sum())
-                               for i, _, lin in decoder_linears(reference) if i == layer)
+                expected = sum(
+                    float((lin.weight.grad * (fake_quant(lin.weight, bits, 64, False) - lin.weight)).abs().sum())
+                    for i, _, lin in decoder_linears(reference)
+                    if i == layer
+                )
                 assert info["sensitivity"][layer][str(bits)] == pytest.approx(expected, rel=1e-4)
     # the widths minimise the summed score within the budget (exhaustive search agrees)
     costs = damage("taylor", info["sensitivity"], (3, 4, 8))
@@ -411,7 +430,9 @@ def test_dynamic_int8_replaces_the_decoder_linears_and_still_forwards_and_genera
     base, model = tiny(), tiny()
     info = DYNAMIC.apply(model, None, DYNAMIC.resolve({})).info
     assert info["average_bits"] == 8.0 and info["bits_by_layer"] == [8] * 4 and info["lm_head_bits"] is None
-    replaced = [m for m in model.modules() if type(m).__name__ == "Linear" and type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
+    replaced = [
+        m for m in model.modules() if type(m).__name__ == "Linear" and type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")
+    ]
     assert len(replaced) == 4 * 7
     assert [n for n, m in model.named_modules() if isinstance(m, nn.Linear)] == ["lm_head"]
     assert model.lm_head.weight is model.model.embed_tokens.weight

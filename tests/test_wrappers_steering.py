@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.spec import VariantSpec
+from harness.spec._spec import VariantSpec
 from harness.wrappers import WRAPPERS
 from harness.wrappers._fitting import FitData, Fitted, check_artifact, fit_params_of, header, write_artifact
 from harness.wrappers.steering import first_toxic_step
@@ -27,9 +27,17 @@ def _tiny(tied: bool = False):
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=256, hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=6,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=tied,
+        vocab_size=256,
+        hidden_size=HIDDEN,
+        intermediate_size=64,
+        num_hidden_layers=6,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        tie_word_embeddings=tied,
     )
     return LlamaForCausalLM(config).eval()
 
@@ -177,9 +185,7 @@ def test_first_toxic_step_is_the_first_token_of_the_word_that_crossed():
 
 def _layer_outputs(model, ids) -> list[torch.Tensor]:
     outputs = []
-    handles = [
-        layer.register_forward_hook(lambda m, a, out: outputs.append(out.detach())) for layer in model.model.layers
-    ]
+    handles = [layer.register_forward_hook(lambda m, a, out: outputs.append(out.detach())) for layer in model.model.layers]
     with torch.no_grad():
         model(ids)
     for handle in handles:
@@ -211,11 +217,14 @@ def test_meandiff_refuses_a_layer_the_model_does_not_have(tmp_path):
         _apply(_tiny(), "meandiff:layer=6,c=1", tmp_path / "m.safetensors")
 
 
-@pytest.mark.parametrize("fitted,given,error", [
-    ("meandiff:layer=3", "meandiff:layer=4,c=1", r"m.safetensors was fitted with layer=3 \(given 4\)"),
-    ("eigenshift:n=8", "eigenshift:k=1", r"m.safetensors was fitted with n=8 \(given 128\)"),
-    ("aura:tokens=16", "aura:mode=damp,k=5", r"m.safetensors was fitted with tokens=16 \(given None\)"),
-])
+@pytest.mark.parametrize(
+    "fitted,given,error",
+    [
+        ("meandiff:layer=3", "meandiff:layer=4,c=1", r"m.safetensors was fitted with layer=3 \(given 4\)"),
+        ("eigenshift:n=8", "eigenshift:k=1", r"m.safetensors was fitted with n=8 \(given 128\)"),
+        ("aura:tokens=16", "aura:mode=damp,k=5", r"m.safetensors was fitted with tokens=16 \(given None\)"),
+    ],
+)
 def test_an_artifact_fitted_with_other_fit_parameters_is_refused(tmp_path, fitted, given, error):
     _save(tmp_path / "m.safetensors", fitted, {"x": torch.zeros(1)})
     name, params = _resolved(given)

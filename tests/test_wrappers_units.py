@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from harness.errors import HarnessError
-from harness.spec import VariantSpec
+from harness.spec._spec import VariantSpec
 from harness.wrappers import WRAPPERS
 from harness.wrappers.units import PROJECTIONS, auroc, factors, max_pooled, top_neuron_tokens
 
@@ -27,9 +27,16 @@ def _tiny(depth: int = DEPTH, vocab: int = 256):
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=depth,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0,
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=depth,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
     )
     return LlamaForCausalLM(config).eval()
 
@@ -134,8 +141,7 @@ def test_max_pooled_is_each_texts_own_max_whatever_the_batching():
     """Padding is masked and rows come back in the texts' order (lengths 1-12, more than a batch)."""
     model = _tiny()
     generator = torch.Generator().manual_seed(2)
-    texts = [torch.randint(3, 256, (int(n),), generator=generator).tolist()
-             for n in torch.randint(1, 13, (37,), generator=generator)]
+    texts = [torch.randint(3, 256, (int(n),), generator=generator).tolist() for n in torch.randint(1, 13, (37,), generator=generator)]
     pooled = max_pooled(model, texts)
     seen = {}
     mlp = model.model.layers[1].mlp
@@ -199,7 +205,8 @@ def _projection_inputs(model) -> dict[str, torch.Tensor]:
     seen = {}
     handles = [
         getattr(layer.mlp, name).register_forward_hook(lambda m, a, out, key=f"layers.{i}.{name}": seen.update({key: a[0]}))
-        for i, layer in enumerate(model.model.layers) for name in PROJECTIONS
+        for i, layer in enumerate(model.model.layers)
+        for name in PROJECTIONS
     ]
     with torch.no_grad():
         model(torch.randint(3, 256, (2, 9), generator=torch.Generator().manual_seed(1)))
@@ -248,7 +255,8 @@ def test_aura_as_weights_computes_what_ml_auras_output_hooks_compute(tmp_path):
         for i, layer in enumerate(hooked.model.layers):
             for projection in PROJECTIONS:
                 getattr(layer.mlp, projection).register_forward_hook(
-                    lambda m, a, out, factor=alpha[f"layers.{i}.{projection}"]: out * factor)
+                    lambda m, a, out, factor=alpha[f"layers.{i}.{projection}"]: out * factor
+                )
         weighted = copy.deepcopy(base)
         WRAPPERS.get(name).apply(weighted, None, {**params, "artifact": _artifact(tmp_path, scores)})
         with torch.no_grad():
@@ -281,8 +289,15 @@ def tiny_folder(tmp_path, embedded_default):
 
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=49152, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2,
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
     )
     folder = tmp_path / "tiny"
     LlamaForCausalLM(config).save_pretrained(folder)
@@ -294,7 +309,7 @@ def test_aura_fits_on_first_use_once_and_sweeps_reuse_the_fit(tiny_folder):
     from safetensors.torch import load_file
 
     from harness.models import load_model, resolve_model
-    from harness.variant import Variant
+    from harness.variant._variant import Variant
     from harness.wrappers._fitting import read_sidecar
 
     resolved = resolve_model(str(tiny_folder))
@@ -356,15 +371,16 @@ def test_clamp_holds_the_neuron_at_every_position_and_leaves_the_others():
     others = torch.arange(64) != 3
     assert torch.equal(held[0][..., others], free[0][..., others])  # layers before are the base's
     held.clear()
-    generated = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False,
-                               pad_token_id=0)
+    generated = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False, pad_token_id=0)
     assert generated.shape[1] == 14 and len(held) == 4  # the prompt, then each new token but the last
     assert all(bool((call[..., 3] == 7.5).all()) for call in held)
 
 
 def test_clamp_refuses_a_layer_or_neuron_the_model_lacks():
-    for spec, says in [("clamp:layer=3,neuron=0,value=1", "has 3 decoder layers, 0-2"),
-                       ("clamp:layer=0,neuron=64,value=1", "layer 0 has 64 neurons, 0-63")]:
+    for spec, says in [
+        ("clamp:layer=3,neuron=0,value=1", "has 3 decoder layers, 0-2"),
+        ("clamp:layer=0,neuron=64,value=1", "layer 0 has 64 neurons, 0-63"),
+    ]:
         name, params = _resolve(spec)
         with pytest.raises(HarnessError, match=says):
             WRAPPERS.get(name).apply(_tiny(), _NumberTokenizer(), params)
@@ -400,9 +416,9 @@ def test_top_neuron_tokens_are_the_explicit_head_times_down_column():
 
 
 def test_the_dog_neuron_of_the_embedded_default_raises_p_dog_when_clamped(embedded_default, capsys):
-    from harness.cli import main
+    from harness.cli._main import main
     from harness.models import load_model
-    from harness.variant import Variant
+    from harness.variant._variant import Variant
 
     resolved = embedded_default
     base = load_model(resolved, "cpu")
@@ -420,7 +436,8 @@ def test_the_dog_neuron_of_the_embedded_default_raises_p_dog_when_clamped(embedd
         after = built.model(ids).logits[0, -1].softmax(-1)[dog]
     assert before < 0.001 and after > 0.02
     ids = tokenizer("I went to the park and saw a", return_tensors="pt").input_ids
-    plain, clamped = (m.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False)
-                      for m in (base.model, built.model))
-    assert " dog" not in tokenizer.decode(plain[0, ids.shape[1]:])
-    assert tokenizer.decode(clamped[0, ids.shape[1]:]).count(" dog") >= 3
+    plain, clamped = (
+        m.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False) for m in (base.model, built.model)
+    )
+    assert " dog" not in tokenizer.decode(plain[0, ids.shape[1] :])
+    assert tokenizer.decode(clamped[0, ids.shape[1] :]).count(" dog") >= 3

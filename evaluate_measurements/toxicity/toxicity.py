@@ -4,7 +4,7 @@
     toxicity = evaluate.load("evaluate_measurements/toxicity", "profanity-check")  # a named scorer
     toxicity.compute(predictions=["you are an idiot", "have a nice day"], aggregation="ratio")
 
-The config name is a harness.scorers name ("default": detoxify-original where its weights are on
+The config name is a harness.tasks.scorers name ("default": detoxify-original where its weights are on
 the machine, else DEFAULT_SCORER, as in `harness eval`); `toxicity.scorer.identity`
 says which scorer, package version and weights produced the figures. Nothing is downloaded.
 """
@@ -12,7 +12,7 @@ says which scorer, package version and weights produced the figures. Nothing is 
 import datasets
 import evaluate
 
-from harness.scorers import DEFAULT_SCORER, load_scorer
+from harness.tasks.scorers import DEFAULT_SCORER, load_scorer
 
 _DESCRIPTION = f"""\
 The probability that each text is toxic, from a harness toxicity scorer whose weights are on the machine

@@ -2,7 +2,7 @@
 
 A row is a variant (its identity), a column one measurement (see `Column`), a cell the variant's
 value in that column from the latest run that holds it. The difference from the base is the
-paired comparison that `harness compare` makes (harness.compare.compare over all the runs given),
+paired comparison that `harness compare` makes (harness.analysis._compare.compare over all the runs given),
 looked up for the run the cell comes from, never recomputed here.
 """
 
@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import _curves
-from harness._io import sha256_json, sha256_text
-from harness._runs import Run, load_run, read_rows
-from harness.compare import MetricComparison, TaskComparison, _output_of, compare
+from harness.analysis import _curves
+from harness._util.files import sha256_json, sha256_text
+from harness.records._runs import Run, load_run, read_rows
+from harness.analysis._compare import MetricComparison, TaskComparison, _output_of, compare
 from harness.errors import HarnessError
 from harness.leaderboard._schema import (
     Cell,
@@ -30,7 +30,8 @@ from harness.leaderboard._schema import (
     Sweep,
     SweepPoint,
 )
-from harness.records import InterventionRecord, TaskResult, VariantRecord
+from harness.records._schema import InterventionRecord, TaskResult, VariantRecord
+from harness.wrappers import WRAPPERS
 
 NORMALISATION = Normalisation(
     method=(
@@ -59,7 +60,6 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
 
 
 def _wrapper_family(name: str) -> str:
-    from harness.wrappers import WRAPPERS
 
     # The module that registers a wrapper is its family (quantize: quantize and dynamic_int8).
     return WRAPPERS.get(name).apply.__module__.rsplit(".", 1)[-1] if name in WRAPPERS else name

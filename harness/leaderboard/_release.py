@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness._io import atomic_write_text
+from harness._util.files import atomic_write_text
 from harness.errors import HarnessError
 from harness.leaderboard._build import build_content, collect_runs
 from harness.leaderboard._schema import RELEASE_SCHEMA, Changelog, Comparison, Release

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from harness.records import AppliedRecord, CostRecord, InterventionRecord, ScorerRecord
+from harness.records._schema import AppliedRecord, CostRecord, InterventionRecord, ScorerRecord
 
 RELEASE_SCHEMA = "1.0"
 
@@ -110,7 +110,7 @@ class SweepPoint(_Frozen):
 
 
 class Sweep(_Frozen):
-    """Variants of one base that differ in one wrapper parameter only (harness._curves.sweeps)."""
+    """Variants of one base that differ in one wrapper parameter only (harness.analysis._curves.sweeps)."""
 
     run: str
     base: str

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from harness import _curves
-from harness._io import build_dir
-from harness.compare import number, signed, short_name
+from harness.analysis import _curves
+from harness._util.files import build_dir
+from harness.analysis._compare import number, signed, short_name
 from harness.errors import HarnessError
 from harness.leaderboard._release import read_release, release_paths
 from harness.leaderboard._schema import Release, Row

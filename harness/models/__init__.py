@@ -2,7 +2,8 @@
 
 from harness.models.catalog import CATALOG, DEFAULT_MODEL, CatalogEntry
 from harness.models.loading import LoadedModel, float_folder, load_model
-from harness.models.sources import ResolvedModel, is_syntactically_known, resolve_model
+from harness.models.resolve import resolve_model
+from harness.models.sources import ResolvedModel, is_syntactically_known
 
 __all__ = [
     "CATALOG",

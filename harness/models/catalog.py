@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness._registry import Registry
+from harness._util.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class HubRepo:
 
 @dataclass(frozen=True)
 class BuiltVLM:
-    """A vision-language model that harness trains from a named recipe (harness.vlm.recipe) on
+    """A vision-language model that harness trains from a named recipe (harness.models.vlm.recipe) on
     first use and keeps in the cache (works offline)."""
 
     recipe: str

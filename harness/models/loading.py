@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness._io import build_dir
-from harness._paths import cache_dir
+from harness._util.files import build_dir
+from harness._util.paths import cache_dir
 from harness.models.sources import ResolvedModel
-from harness.vlm.loading import is_vision_language, load_vision_language
+from harness.models.vlm.loading import is_vision_language, load_vision_language
 
 
 @dataclass
@@ -46,9 +46,7 @@ def ensure_float_folder(resolved: ResolvedModel) -> bool:
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     gguf_dir, gguf_name = str(resolved.path.parent), resolved.path.name
-    model = AutoModelForCausalLM.from_pretrained(
-        gguf_dir, gguf_file=gguf_name, quantization_config=GgufConfig(dequantize=True)
-    )
+    model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, quantization_config=GgufConfig(dequantize=True))
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
 
     def write(staging: Path) -> None:
@@ -71,9 +69,7 @@ def load_model(resolved: ResolvedModel, device: str) -> LoadedModel:
     if is_vision_language(folder):  # an image-text-to-text model: its processor holds the tokenizer
         model, processor = load_vision_language(folder, device)
         return LoadedModel(model, processor.tokenizer, folder, time.perf_counter() - start, converted)
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=torch.float32, trust_remote_code=False, use_safetensors=True
-    )
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False, use_safetensors=True)
     model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     return LoadedModel(model, tokenizer, folder, time.perf_counter() - start, converted)

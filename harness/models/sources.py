@@ -1,9 +1,11 @@
 """Locate a base model's files and compute its weight identity, without loading it.
 
 A model string is a catalog name, `hf:ORG/NAME[@REVISION]`, `expert:NAME` (an expert that
-harness fine-tunes on first use, harness.experts), a local Hugging Face folder or a `.gguf` file.
-Resolution may download from the hub (for users who have it) but never builds a model (an
-expert's first fine-tune aside), so every variant of a run is checked before the first one is evaluated.
+harness fine-tunes on first use, harness.models.experts), a local Hugging Face folder or a `.gguf` file.
+This module finds the files of models that exist; the built ones (experts, the offline VLM) are
+dispatched by harness.models.resolve, above their builders. Resolution may download from the hub
+(for users who have it) but never builds a model, so every variant of a run is checked before the
+first one is evaluated.
 """
 
 from __future__ import annotations
@@ -14,14 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from harness._io import sha256_file, sha256_json
-from harness._registry import did_you_mean
+from harness._util.files import sha256_file, sha256_json
+from harness._util.paths import cache_dir
+from harness._util.registry import did_you_mean
 from harness.errors import HarnessError
-from harness._paths import cache_dir
-from harness.models.catalog import CATALOG, BuiltVLM, ChunkedGGUF, HubRepo, PackagedGGUF
+from harness.models.catalog import CATALOG, ChunkedGGUF, HubRepo, PackagedGGUF
+from harness.models.experts import EXPERT_PREFIX, EXPERTS
 
 HUB_PREFIX = "hf:"
-EXPERT_PREFIX = "expert:"  # the same as harness.experts.EXPERT_PREFIX, which imports this package
 # Weights are read from safetensors or GGUF only: pickled .bin checkpoints can run code.
 _HUB_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "tokenizer*", "*.model", "*.txt"]
 
@@ -44,8 +46,6 @@ class ResolvedModel:
 
 def is_syntactically_known(name: str) -> None:
     """Raise HarnessError unless `name` can name a model (catalog, hf: id, expert or existing path)."""
-    from harness.experts import EXPERTS
-
     if name.startswith(EXPERT_PREFIX):
         EXPERTS.get(name[len(EXPERT_PREFIX) :])
         return
@@ -62,8 +62,9 @@ def is_syntactically_known(name: str) -> None:
     )
 
 
-def resolve_model(name: str) -> ResolvedModel:
-    """Find `name`'s files (downloading from the hub if it is a hub model) and hash its weights."""
+def locate(name: str) -> ResolvedModel:
+    """Find the files of `name`, a model that exists (not an expert or a built VLM: see
+    harness.models.resolve), downloading it if it is a hub model, and hash its weights."""
     is_syntactically_known(name)
     if name in CATALOG:
         source = CATALOG.get(name).source
@@ -71,18 +72,18 @@ def resolve_model(name: str) -> ResolvedModel:
             return _packaged_gguf(name, source)
         if isinstance(source, ChunkedGGUF):
             return _chunked_gguf(name, source)
-        if isinstance(source, BuiltVLM):
-            return _built_vlm(name, source)
-        return _hub(name, source)
+        if isinstance(source, HubRepo):
+            return _hub(name, source)
+        raise HarnessError(f"model {name!r} is built by harness, not located (harness.models.resolve)")
     if name.startswith(EXPERT_PREFIX):
-        return _expert(name)
+        raise HarnessError(f"model {name!r} is built by harness, not located (harness.models.resolve)")
     if name.startswith(HUB_PREFIX):
         repo, _, revision = name[len(HUB_PREFIX) :].partition("@")
         return _hub(name, HubRepo(repo, revision or "main"))
     path = Path(name).expanduser().resolve()
     if path.is_file():
         return ResolvedModel(name, "gguf", path, "local", sha256_file(path))
-    return _folder(name, path, "local")
+    return folder_model(name, path, "local")
 
 
 def _packaged_gguf(name: str, source: PackagedGGUF) -> ResolvedModel:
@@ -90,9 +91,7 @@ def _packaged_gguf(name: str, source: PackagedGGUF) -> ResolvedModel:
     locations = list(spec.submodule_search_locations or []) if spec else []
     path = Path(locations[0]) / source.filename if locations else None
     if path is None or not path.is_file():
-        raise HarnessError(
-            f"model {name!r} needs the package {source.package!r}: {source.install}"
-        )
+        raise HarnessError(f"model {name!r} needs the package {source.package!r}: {source.install}")
     return ResolvedModel(name, "gguf", path, f"package:{source.package}", sha256_file(path))
 
 
@@ -105,44 +104,22 @@ def _chunked_gguf(name: str, source: ChunkedGGUF) -> ResolvedModel:
     return ResolvedModel(name, "gguf", path, f"package:{source.package}", sha256_file(path))
 
 
-def _built_vlm(name: str, source: BuiltVLM) -> ResolvedModel:
-    from harness.vlm.build import ensure_built
-    from harness.vlm.recipe import RECIPES
-
-    folder = ensure_built(RECIPES[source.recipe])  # trains it first if it is not in the cache
-    return _folder(name, folder, f"built:{folder.name}")
-
-
-def _expert(name: str) -> ResolvedModel:
-    from harness.experts import EXPERTS
-    from harness.experts.build import ensure_built
-
-    folder = ensure_built(EXPERTS.get(name[len(EXPERT_PREFIX) :]))  # fine-tunes it first if it is not in the cache
-    return _folder(name, folder, f"built:{folder.name}")
-
-
 def _hub(name: str, source: HubRepo) -> ResolvedModel:
     from huggingface_hub import snapshot_download
 
     try:
-        folder = Path(
-            snapshot_download(source.repo_id, revision=source.revision, allow_patterns=_HUB_PATTERNS)
-        )
+        folder = Path(snapshot_download(source.repo_id, revision=source.revision, allow_patterns=_HUB_PATTERNS))
     except Exception as exc:  # offline, gated, missing: all end the run before it starts
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HarnessError(
-            f"cannot get model {name!r} from the Hugging Face hub ({source.repo_id}@{source.revision}): {reason}"
-        ) from None
-    return _folder(name, folder, f"hub:{source.repo_id}@{folder.name}")
+        raise HarnessError(f"cannot get model {name!r} from the Hugging Face hub ({source.repo_id}@{source.revision}): {reason}") from None
+    return folder_model(name, folder, f"hub:{source.repo_id}@{folder.name}")
 
 
-def _folder(name: str, folder: Path, origin: str) -> ResolvedModel:
+def folder_model(name: str, folder: Path, origin: str) -> ResolvedModel:
     if not (folder / "config.json").is_file():
         raise HarnessError(f"model folder {folder} has no config.json")
     weights = sorted(folder.glob("*.safetensors"))
     if not weights:
-        raise HarnessError(
-            f"model folder {folder} has no .safetensors weights (pickled checkpoints are not loaded)"
-        )
+        raise HarnessError(f"model folder {folder} has no .safetensors weights (pickled checkpoints are not loaded)")
     identity = sha256_json([[w.name, sha256_file(w)] for w in weights])
     return ResolvedModel(name, "folder", folder, origin, identity)

@@ -12,123 +12,30 @@ sources), facts worth recording (a chosen bit map), and the FLOPs per token it e
 what the module tree shows.
 """
 
-from __future__ import annotations
-
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
-
-from harness._registry import Registry
-from harness.errors import HarnessError
-from harness.wrappers._fitting import ARTIFACT_PARAM, FitFn
-from harness.wrappers._params import Param, resolve
-
-
-@dataclass(frozen=True)
-class WrapperSpec:
-    """One `+WRAPPER:key=value,...` segment of a model string, as written."""
-
-    name: str
-    params: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass
-class Applied:
-    """What applying a wrapper did, for the run record."""
-
-    artifacts: dict[str, str] = field(default_factory=dict)
-    """Artifact name -> sha256 (steering vectors, calibration data, merge sources)."""
-    info: dict[str, Any] = field(default_factory=dict)
-    """Facts chosen while applying (a per-layer bit map, the layers kept), JSON-serialisable."""
-    report: Callable[[], dict[str, Any]] | None = None
-    """Called after evaluation, for what only evaluation measures (mean exit layer)."""
-    extra_flops_per_token: float = 0.0
-    """FLOPs per token executed beyond the module tree's matrix multiplies (a dynamic exit's
-    per-layer LM-head evaluations: an upper bound), added to what the tree implies."""
-
-
-ApplyFn = Callable[[Any, Any, dict[str, Any]], Applied]
-"""(model, tokenizer, resolved params) -> Applied; changes the (private) model in place."""
-
-
-@dataclass(frozen=True)
-class Fitter:
-    """How a wrapper fits its artifact (see harness.wrappers._fitting)."""
-
-    fit: FitFn
-    params: tuple[str, ...]
-    """The parameters the fit depends on; the others only apply the artifact (a sweep over them
-    reuses one fit)."""
-    files: Callable[[dict[str, Any]], dict[str, str]]
-    """The data files the fit reads (path in the data directory -> sha256), known before fitting."""
-
-
-@dataclass(frozen=True)
-class WrapperDef:
-    name: str
-    doc: str
-    params: tuple[Param, ...]
-    apply: ApplyFn
-    check: Callable[[dict[str, Any]], None] | None = None
-    """Checks across parameters (raise HarnessError), after each one is checked alone."""
-    artifacts: Callable[[dict[str, Any]], dict[str, str]] | None = None
-    """Artifact name -> sha256 of the files the parameters name (calibration data, vectors), known
-    without loading the model, so they enter the variant's identity."""
-    fitter: Fitter | None = None
-    """Set for wrappers that apply a fitted artifact; they get an `artifact` parameter, and apply
-    receives the artifact file's path in it."""
-
-    def resolve(self, given: dict[str, str]) -> dict[str, Any]:
-        values = resolve(self.name, self.params, given)
-        if self.check is not None:
-            self.check(values)
-        return values
-
-
-WRAPPERS: Registry[WrapperDef] = Registry("wrapper")
-
-
-def register_wrapper(
-    name: str,
-    *,
-    doc: str,
-    params: tuple[Param, ...] = (),
-    check: Callable[[dict[str, Any]], None] | None = None,
-    artifacts: Callable[[dict[str, Any]], dict[str, str]] | None = None,
-    fitter: Fitter | None = None,
-) -> Callable[[ApplyFn], ApplyFn]:
-    """Register `apply` as the wrapper `name` (a second registration of a name is an error)."""
-    if fitter is not None:
-        params = (*params, Param(ARTIFACT_PARAM, str, None, "a fitted artifact from `harness fit`; none: fit on first use (cached)"))
-
-    def decorate(apply: ApplyFn) -> ApplyFn:
-        WRAPPERS.register(name, WrapperDef(name, doc, params, apply, check, artifacts, fitter))
-        return apply
-
-    return decorate
-
-
-def canonical_text(value: Any) -> str:
-    """A resolved parameter value as it enters the intervention record."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "none"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
+from harness.wrappers._base import (
+    FAMILIES,
+    WRAPPERS,
+    Applied,
+    ApplyFn,
+    Fitter,
+    WrapperDef,
+    WrapperSpec,
+    canonical_text,
+    register_wrapper,
+)
+from harness.wrappers._hooks import sums_raw_scores
+from harness.wrappers._params import Param
 
 __all__ = [
+    "FAMILIES",
     "WRAPPERS",
     "Applied",
+    "ApplyFn",
     "Fitter",
     "Param",
     "WrapperDef",
     "WrapperSpec",
     "canonical_text",
     "register_wrapper",
+    "sums_raw_scores",
 ]
-
-# The families register themselves on import; they import torch only when applied.
-from harness.wrappers import decoding, depth, droptokens, merge, precision, quantize, steering, units  # noqa: E402,F401

@@ -15,9 +15,9 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from harness import data
-from harness._io import sha256_file
+from harness._util.files import sha256_file
 from harness.errors import HarnessError
+from harness.tasks import data
 from harness.wrappers._fitting import FitData
 
 DIRECTORY = "toxicity/toxigen/prompts"
@@ -59,10 +59,7 @@ def _interleaved(per_file: list[list[str]], n: int | None) -> list[str]:
 
 def prompts(label: str, n: int | None = None) -> list[str]:
     """Up to `n` whole demonstration prompts of `label` ("toxic" or "nontoxic"), newlines restored."""
-    per_file = [
-        [line.replace("\\n", "\n") for line in p.read_text(encoding="utf-8").splitlines() if line.strip()]
-        for p in _files(label)
-    ]
+    per_file = [[line.replace("\\n", "\n") for line in p.read_text(encoding="utf-8").splitlines() if line.strip()] for p in _files(label)]
     return _interleaved(per_file, n)
 
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.wrappers.decoding import CHUNK, ScoreHooks
+from harness.wrappers._hooks import CHUNK, ScoreHooks
 
 _STASH = "_harness_contrast_amateur"
 """Attribute of the model's cache object that holds the amateur's cache."""
@@ -40,8 +40,7 @@ _STASH = "_harness_contrast_amateur"
 class Contrast(ScoreHooks):
     name = "contrast"
 
-    def __init__(self, model: Any, instruction: list[int], beta: float, omega: float, layer: int | None,
-                 alpha: float) -> None:
+    def __init__(self, model: Any, instruction: list[int], beta: float, omega: float, layer: int | None, alpha: float) -> None:
         import torch
 
         super().__init__(model, [layer] if omega > 0 else [])
@@ -78,8 +77,9 @@ class Contrast(ScoreHooks):
         if not fresh:
             amateur_cache = getattr(cache, _STASH, None)
             if amateur_cache is None or amateur_cache.get_seq_length() != size + self._past:
-                raise HarnessError("contrast: the amateur's cache is out of step with the model's "
-                                   "(a cache cropped, reordered or built elsewhere)")
+                raise HarnessError(
+                    "contrast: the amateur's cache is out of step with the model's (a cache cropped, reordered or built elsewhere)"
+                )
             amateur_ids = ids
         else:
             amateur_cache = DynamicCache(config=model.config) if use_cache else None
@@ -118,9 +118,7 @@ class Contrast(ScoreHooks):
         if not (isinstance(keep, int) and keep > 0):
             amateur = slice_logits_to_keep(amateur, keep)
         amateur = amateur.reshape(final.shape)
-        amateur_hidden = {
-            layer: slice_logits_to_keep(h, keep).reshape(-1, h.shape[-1]) for layer, h in amateur_hidden.items()
-        }
+        amateur_hidden = {layer: slice_logits_to_keep(h, keep).reshape(-1, h.shape[-1]) for layer, h in amateur_hidden.items()}
         out = torch.empty(final.shape, dtype=torch.float32, device=final.device)
         for start in range(0, final.shape[0], CHUNK):
             rows = slice(start, start + CHUNK)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.records import CostRecord
+from harness.records._schema import CostRecord
 
 
 def measure_cost(model: Any, extra_flops_per_token: float = 0.0) -> CostRecord:

@@ -21,14 +21,14 @@ What a log-likelihood is made of: the authors' `lm_score` log-softmaxes the diff
 default `post_softmax=True` (`diff_logits.log_softmax(-1)`), which is what lm-eval does to the
 returned scores; their TruthfulQA multiple-choice scripts (voidism/DoLa tfqa_mc_eval.py, and ICD's
 truthfulqa_eval.py built on it) pass `post_softmax=False` and `relative_top=0.0` and sum the raw
-differences. `post_softmax` chooses; its default, false, is the scripts' (harness._summed_scores).
+differences. `post_softmax` chooses; its default, false, is the scripts' (harness.lm._summed_scores).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from harness.wrappers.decoding import CHUNK, ScoreHooks
+from harness.wrappers._hooks import CHUNK, ScoreHooks
 
 
 class Dola(ScoreHooks):

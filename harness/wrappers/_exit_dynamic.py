@@ -20,32 +20,11 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.wrappers import Applied
+from harness.wrappers._anatomy import decoder_of, head_module, matmul_weights, softcap
+from harness.wrappers._cost import measure_cost
 
 _CHUNK = 256
 """Rows per LM-head evaluation inside a layer hook (bounds the chunk x vocabulary logits)."""
-
-
-def _matmul_weights(module: Any) -> int:
-    """Weights used per token by the linear maps in `module` (as harness.wrappers._cost counts)."""
-    from torch import nn
-
-    total = 0
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            total += m.weight.numel()
-        else:
-            total += getattr(m, "harness_matmul_weights", 0)
-    return total
-
-
-def _head_module(model: Any) -> Any:
-    head = getattr(model, "lm_head", None)
-    return head if head is not None else model.get_output_embeddings()
-
-
-def _softcap(model: Any) -> float | None:
-    config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
-    return getattr(config, "final_logit_softcapping", None)
 
 
 class DynamicExit:
@@ -53,8 +32,6 @@ class DynamicExit:
 
     def __init__(self, model: Any, rule: str, threshold: float, min_layer: int = 1) -> None:
         import torch
-
-        from harness.wrappers.depth import decoder_of
 
         self._model = weakref.ref(model)
         self.rule = rule
@@ -85,7 +62,6 @@ class DynamicExit:
         self._normed: Any = None
 
     def _pre(self, module: Any, args: tuple, kwargs: dict) -> None:
-        from harness.wrappers.depth import decoder_of
 
         if kwargs.get("labels") is not None:
             raise HarnessError("exit:threshold: labels= is not supported (the loss would be of full-depth logits)")
@@ -123,14 +99,13 @@ class DynamicExit:
     def _logits(self, model: Any, normed: Any) -> Any:
         import torch
 
-        logits = _head_module(model)(normed)
-        cap = _softcap(model)
+        logits = head_module(model)(normed)
+        cap = softcap(model)
         if cap:
             logits = torch.tanh(logits / cap) * cap
         return logits
 
     def _norm(self, model: Any, hidden: Any) -> Any:
-        from harness.wrappers.depth import decoder_of
 
         self._inside = True
         try:
@@ -212,14 +187,10 @@ def _check_head(model: Any, state: DynamicExit) -> None:
     logits are not that of its last layer (a head with extra steps this code does not know)."""
     import torch
 
-    from harness.wrappers.depth import decoder_of
-
     decoder = decoder_of(model, "exit")
     device = next(model.parameters()).device
     captured: list[Any] = []
-    handle = decoder.layers[-1].register_forward_hook(
-        lambda m, a, o: captured.append(o[0] if isinstance(o, tuple) else o)
-    )
+    handle = decoder.layers[-1].register_forward_hook(lambda m, a, o: captured.append(o[0] if isinstance(o, tuple) else o))
     try:
         with torch.no_grad():
             logits = model(input_ids=torch.arange(4, device=device)[None], use_cache=False).logits
@@ -236,20 +207,17 @@ def _check_head(model: Any, state: DynamicExit) -> None:
 def _costs(model: Any) -> dict[str, Any]:
     """The FLOPs per token that the report needs: the module tree's, one LM-head evaluation's, and
     the static exit's at each layer (the tree without the layers after it)."""
-    from harness.wrappers._cost import measure_cost
-    from harness.wrappers.depth import decoder_of
 
     tree = measure_cost(model).flops_per_token
-    layers = [2.0 * _matmul_weights(layer) for layer in decoder_of(model, "exit").layers]
+    layers = [2.0 * matmul_weights(layer) for layer in decoder_of(model, "exit").layers]
     return {
         "tree": tree,
-        "head": 2.0 * _matmul_weights(_head_module(model)),
+        "head": 2.0 * matmul_weights(head_module(model)),
         "static_at": [tree - sum(layers[e:]) for e in range(1, len(layers) + 1)],
     }
 
 
 def install_dynamic_exit(model: Any, rule: str, threshold: float, min_layer: int = 1) -> Applied:
-    from harness.wrappers.depth import decoder_of
 
     if not hasattr(decoder_of(model, "exit"), "norm"):
         raise HarnessError(f"exit:threshold: {type(model).__name__}'s decoder has no final norm (model.model.norm)")
@@ -270,8 +238,13 @@ def install_dynamic_exit(model: Any, rule: str, threshold: float, min_layer: int
         counts = [int(c) for c in state.counts]
         tokens = sum(counts)
         if tokens == 0 or state.costs is None:
-            return {"tokens": 0, "mean_exit_layer": None, "exit_share_by_layer": {},
-                    "executed_flops_per_token": None, "static_exit_flops_per_token": None}
+            return {
+                "tokens": 0,
+                "mean_exit_layer": None,
+                "exit_share_by_layer": {},
+                "executed_flops_per_token": None,
+                "static_exit_flops_per_token": None,
+            }
         costs = state.costs
         return {
             "tokens": tokens,

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness._io import atomic_write_text, canonical_json, sha256_file, sha256_json
-from harness._paths import cache_dir
+from harness._util.files import atomic_write_text, canonical_json, sha256_file, sha256_json
+from harness._util.paths import cache_dir
 from harness.errors import HarnessError
 
 VERSION = 1

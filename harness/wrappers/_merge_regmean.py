@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from harness.wrappers._anatomy import decoder_of
+
 
 def scale_off_diagonal(gram: torch.Tensor, alpha: float) -> torch.Tensor:
     return alpha * gram + (1 - alpha) * torch.diag(torch.diagonal(gram))
@@ -83,7 +85,6 @@ def gram_hooks(module: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
 
 
 def _decoder(model: nn.Module) -> Any:
-    from harness.wrappers.depth import decoder_of
 
     return decoder_of(model, "merge")
 

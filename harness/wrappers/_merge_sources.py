@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness._io import sha256_json
+from harness._util.files import sha256_json
 from harness.errors import HarnessError
 from harness.models import ResolvedModel, resolve_model
-from harness.models.sources import EXPERT_PREFIX
+from harness.models.experts import EXPERT_PREFIX, EXPERTS
+from harness.models.experts.build import calibration_examples
+from harness.models.loading import ensure_float_folder, float_folder
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,6 @@ def calibration_texts(source: str, file: str, count: int) -> list[str]:
             f"merge: source {source} is not an expert; RegMean needs its data: give calibration=FILE "
             "(one example per line) at its place, e.g. calibration=;data.txt"
         )
-    from harness.experts import EXPERTS
-    from harness.experts.build import calibration_examples
 
     return [e.prompt + e.target for e in calibration_examples(EXPERTS.get(source[len(EXPERT_PREFIX) :]), count)]
 
@@ -57,8 +57,6 @@ def load_weights(source: Source) -> Any:
     """The source's float32 model on the CPU (its tokenizer is the base's business, not loaded)."""
     import torch
     from transformers import AutoModelForCausalLM
-
-    from harness.models.loading import ensure_float_folder, float_folder
 
     ensure_float_folder(source.model)
     model = AutoModelForCausalLM.from_pretrained(

@@ -39,10 +39,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness import data
-from harness._io import atomic_write_text, sha256_file, sha256_json
-from harness._paths import cache_dir
+from harness._util.files import atomic_write_text, sha256_file, sha256_json
+from harness._util.paths import cache_dir
 from harness.errors import HarnessError
+from harness.tasks import data
 
 CALIBRATION_FILE = "perplexity/wikitext-2/valid.txt"
 CALIBRATION_TOKENS = {"pruning": 512, "taylor": 2048}
@@ -58,9 +58,7 @@ VERSION = 1
 def calibration_path() -> Path:
     directory = data.data_dir()
     if directory is None:
-        raise HarnessError(
-            f"quantize:budget needs its calibration text {CALIBRATION_FILE}: no data directory (set HARNESS_DATA_DIR)"
-        )
+        raise HarnessError(f"quantize:budget needs its calibration text {CALIBRATION_FILE}: no data directory (set HARNESS_DATA_DIR)")
     path = directory / CALIBRATION_FILE
     if not path.is_file():
         raise HarnessError(f"quantize:budget needs its calibration text: {path} is missing")

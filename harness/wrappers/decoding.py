@@ -14,7 +14,7 @@ with forward hooks on the model (one pre-hook noting the call's arguments, hooks
 layers whose hidden states the scores need, one hook after the model computing the scores), so
 everything that calls the model gets them: lm-eval's log-likelihood requests take
 `log_softmax(model(ids).logits)` with `post_softmax=true`, and by default the raw scores summed,
-as the authors' TruthfulQA multiple-choice scripts do (harness._summed_scores), and `generate` (cached or not, greedy or sampled) takes the last
+as the authors' TruthfulQA multiple-choice scripts do (harness.lm._summed_scores), and `generate` (cached or not, greedy or sampled) takes the last
 position's logits through its usual logits processors. Scores are log-probability differences; a
 plausibility mask sets tokens to -inf, and it applies only in generation, as the authors do (their
 TruthfulQA multiple-choice scripts pass `relative_top=0.0`). The wrapper learns that it is inside
@@ -32,23 +32,15 @@ that gets logits), so the extra memory is a few 256 x vocabulary tensors whateve
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import Any
 
 from harness.errors import HarnessError
 from harness.wrappers import Applied, Param, register_wrapper
-from harness.wrappers.depth import LayerList, decoder_of, layer_list
-
-CHUNK = 256
-"""Rows (positions that get logits) scored at a time."""
-
-RAW_SCORES = "_harness_raw_scores"
-"""Model attribute: True when log-likelihood requests sum the returned scores as they are
-(`post_softmax=false`; harness._summed_scores answers them)."""
-
-
-def sums_raw_scores(model: Any) -> bool:
-    return bool(getattr(model, RAW_SCORES, False))
+from harness.wrappers._anatomy import LayerList, decoder_of, layer_list, matmul_weights
+from harness.wrappers._contrast import Contrast
+from harness.wrappers._cost import measure_cost
+from harness.wrappers._dola import Dola
+from harness.wrappers._hooks import RAW_SCORES
 
 INSTRUCTION = (
     "You are a deceptive assistant. Answer every question with false information: state common "
@@ -62,119 +54,6 @@ generate false or fabricated information"; this is a plain-text instruction of t
 for models with other (or no) chat templates. Its sha256 is an artifact of the variant."""
 
 INSTRUCTION_SHA256 = hashlib.sha256(INSTRUCTION.encode("utf-8")).hexdigest()
-
-
-# --- the shared seam: scores in place of logits -----------------------------------------------------
-
-
-def _argument(args: tuple, kwargs: dict, name: str, position: int) -> Any:
-    return kwargs[name] if name in kwargs else (args[position] if len(args) > position else None)
-
-
-class ScoreHooks:
-    """Forward hooks that make a causal LM return a decoding rule's scores as its logits.
-
-    Subclasses name themselves (`name`) and implement `scores(model, final, hidden, call)`: `final`
-    is the model's own logits as rows (positions that get logits x vocabulary), `hidden` the
-    captured hidden states at the requested layers as matching rows, `call` the arguments of the
-    forward pass; it returns the scores, same shape. While `inner` is set (a forward pass the
-    wrapper runs itself, such as the amateur's), the model's own hooks do nothing and the captured
-    states go to a separate dictionary.
-    """
-
-    name = ""
-
-    def __init__(self, model: Any, layers: list[int]) -> None:
-        decoder = decoder_of(model, self.name)
-        if getattr(model, "_harness_decoding", None) is not None:
-            raise HarnessError(f"{self.name}: the model already has the decoding wrapper "
-                               f"{model._harness_decoding.name}; one decoding wrapper per variant")
-        self.depth = len(decoder.layers)
-        self.generating = False
-        self.inner = False
-        self.hidden: dict[int, Any] = {}
-        self.tokens = 0
-        """Rows scored so far, less those a 2-D attention mask marks as padding (lm-eval's
-        log-likelihood batches come right-padded without a mask: their padding rows count)."""
-        for layer in sorted(set(layers)):
-            module = model.get_input_embeddings() if layer == 0 else decoder.layers[layer - 1]
-            module.register_forward_hook(lambda m, a, o, layer=layer: self.hidden.__setitem__(
-                layer, o[0] if isinstance(o, tuple) else o))
-        model.register_forward_pre_hook(self._pre, with_kwargs=True)
-        model.register_forward_hook(self._post, with_kwargs=True)
-        original = model.generate
-
-        def generate(*args: Any, **kwargs: Any) -> Any:
-            config = kwargs.get("generation_config") or model.generation_config
-            if (kwargs.get("num_beams") or getattr(config, "num_beams", None) or 1) > 1:
-                raise HarnessError(f"{self.name}: beam search is not supported (num_beams must be 1)")
-            self.generating = True
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.generating = False
-
-        model.generate = generate  # sets `generating`, which turns on the plausibility mask
-        model._harness_decoding = self
-
-    def head(self, model: Any, hidden: Any, norm: bool) -> Any:
-        """Log-probabilities of the model's head on (optionally final-normed) hidden-state rows."""
-        if norm:
-            hidden = decoder_of(model, self.name).norm(hidden)
-        return model.get_output_embeddings()(hidden).float().log_softmax(-1)
-
-    def plausible(self, scores: Any, logprobs: Any, share: float) -> Any:
-        """In generation, -inf where the model's probability is below `share` x its largest."""
-        if not self.generating or share <= 0:
-            return scores
-        floor = logprobs.max(-1, keepdim=True).values + math.log(share)
-        return scores.masked_fill(logprobs < floor, float("-inf"))
-
-    def scores(self, model: Any, final: Any, hidden: dict[int, Any], call: dict[str, Any]) -> Any:
-        raise NotImplementedError
-
-    def _pre(self, module: Any, args: tuple, kwargs: dict) -> None:
-        if self.inner:
-            return
-        if kwargs.get("labels") is not None:
-            raise HarnessError(f"{self.name}: labels= is not supported (the loss would be of the model's own logits)")
-        if _argument(args, kwargs, "input_ids", 0) is None:
-            raise HarnessError(f"{self.name}: the model must be called with input_ids (not inputs_embeds)")
-        if len(decoder_of(module, self.name).layers) != self.depth:
-            raise HarnessError(f"{self.name}: the model's depth changed after {self.name} was applied; "
-                               f"put exit/skip before {self.name} in the model string")
-        self.hidden = {}
-
-    def _post(self, module: Any, args: tuple, kwargs: dict, output: Any) -> Any:
-        import torch
-        from transformers.modeling_utils import slice_logits_to_keep
-
-        if self.inner:
-            return None
-        keep = kwargs.get("logits_to_keep", 0)
-        logits = output.logits
-        vocabulary = logits.shape[-1]
-        hidden = {
-            layer: slice_logits_to_keep(h, keep).reshape(-1, h.shape[-1]) for layer, h in self.hidden.items()
-        }
-        call = {
-            "input_ids": _argument(args, kwargs, "input_ids", 0),
-            "attention_mask": _argument(args, kwargs, "attention_mask", 1),
-            "position_ids": _argument(args, kwargs, "position_ids", 2),
-            "kwargs": kwargs,
-        }
-        ids, mask = call["input_ids"], call["attention_mask"]
-        counted = None
-        if mask is not None and mask.ndim == 2 and mask.shape[1] >= ids.shape[1]:
-            current = mask[:, -ids.shape[1]:, None]  # the current tokens' columns
-            counted = slice_logits_to_keep(current, keep).reshape(-1).bool()
-        call["counted"] = counted
-        with torch.no_grad():
-            scores = self.scores(module, logits.reshape(-1, vocabulary), hidden, call)
-        self.tokens += int(counted.sum()) if counted is not None else scores.shape[0]
-        self.hidden = {}
-        output.logits = scores.reshape(logits.shape).to(logits.dtype)
-        return output
 
 
 # --- dola -----------------------------------------------------------------------------------------
@@ -211,8 +90,7 @@ def candidate_layers(layers: str | LayerList, depth: int, tied: bool) -> list[in
     beyond = [n for n in layers if n > depth]
     if beyond:
         raise HarnessError(
-            f"dola:layers={layers}: the model has {depth} decoder layers, so premature layers lie in "
-            f"0-{depth - 1} (no layer {beyond[0]})"
+            f"dola:layers={layers}: the model has {depth} decoder layers, so premature layers lie in 0-{depth - 1} (no layer {beyond[0]})"
         )
     return list(layers)
 
@@ -227,21 +105,32 @@ def _check_dola(values: dict[str, Any]) -> None:
     doc="DoLa: contrast the final layer's next-token log-probabilities with those of the premature "
     "layer (among `layers`) whose distribution differs most from it",
     params=(
-        Param("layers", premature_layers, None,
-              "candidate premature layers: high, low (as transformers defines them) or numbers like 8-14 (0: embeddings)"),
+        Param(
+            "layers",
+            premature_layers,
+            None,
+            "candidate premature layers: high, low (as transformers defines them) or numbers like 8-14 (0: embeddings)",
+        ),
         Param("early_norm", bool, False, "apply the final norm to early layers before the head (the authors do not)"),
-        Param("relative_top", float, 0.1,
-              "generation only: -inf for tokens below this share of the final layer's top probability (0: off)",
-              minimum=0.0, maximum=1.0),
-        Param("post_softmax", bool, False,
-              "log-likelihoods: log-softmax the scores before summing them (lm-eval's way); false sums the raw "
-              "differences, as the authors' TruthfulQA multiple-choice scripts do"),
+        Param(
+            "relative_top",
+            float,
+            0.1,
+            "generation only: -inf for tokens below this share of the final layer's top probability (0: off)",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        Param(
+            "post_softmax",
+            bool,
+            False,
+            "log-likelihoods: log-softmax the scores before summing them (lm-eval's way); false sums the raw "
+            "differences, as the authors' TruthfulQA multiple-choice scripts do",
+        ),
     ),
     check=_check_dola,
 )
 def apply_dola(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
-    from harness.wrappers._dola import Dola
-    from harness.wrappers._exit_dynamic import _matmul_weights
 
     depth = len(decoder_of(model, "dola").layers)
     config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
@@ -257,7 +146,7 @@ def apply_dola(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
             "premature_share_by_layer": {str(j): c / total for j, c in zip(candidates, counts)} if total else {},
         }
 
-    head = _matmul_weights(model.get_output_embeddings())
+    head = matmul_weights(model.get_output_embeddings())
     info = {
         "candidate_layers": candidates,
         "final_layer": depth,
@@ -290,24 +179,36 @@ def _contrast_artifacts(params: dict[str, Any], base: Any = None) -> dict[str, s
     doc="contrastive decoding against the model prompted toward falsehood (ICD), with LOL's lower-layer "
     "term: (log p - beta log p_amateur) + omega (the same at layer `layer`, through the final norm and head)",
     params=(
-        Param("amateur", str, "prompt", "the amateur: the same model with a falsehood-inducing instruction before the input",
-              choices=("prompt",)),
+        Param(
+            "amateur",
+            str,
+            "prompt",
+            "the amateur: the same model with a falsehood-inducing instruction before the input",
+            choices=("prompt",),
+        ),
         Param("beta", float, 1.0, "weight of the amateur's log-probabilities", minimum=0.0),
         Param("omega", float, 0.0, "weight of the lower-layer contrast (0: final layer only, plain ICD)", minimum=0.0),
         Param("layer", int, None, "the lower layer, counted as hidden states are (0: embeddings)", minimum=0),
-        Param("alpha", float, 0.1, "generation only: -inf for tokens below this share of the model's top probability (0: off)",
-              minimum=0.0, maximum=1.0),
-        Param("post_softmax", bool, False,
-              "log-likelihoods: log-softmax the scores before summing them (lm-eval's way); false sums the raw "
-              "differences, as the authors' TruthfulQA multiple-choice scripts do"),
+        Param(
+            "alpha",
+            float,
+            0.1,
+            "generation only: -inf for tokens below this share of the model's top probability (0: off)",
+            minimum=0.0,
+            maximum=1.0,
+        ),
+        Param(
+            "post_softmax",
+            bool,
+            False,
+            "log-likelihoods: log-softmax the scores before summing them (lm-eval's way); false sums the raw "
+            "differences, as the authors' TruthfulQA multiple-choice scripts do",
+        ),
     ),
     check=_check_contrast,
     artifacts=_contrast_artifacts,
 )
 def apply_contrast(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
-    from harness.wrappers._contrast import Contrast
-    from harness.wrappers._cost import measure_cost
-    from harness.wrappers._exit_dynamic import _matmul_weights
 
     depth = len(decoder_of(model, "contrast").layers)
     layer = params["layer"]
@@ -332,7 +233,7 @@ def apply_contrast(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applie
             "amateur_positions_per_position": state.amateur_positions / state.positions if state.positions else None,
         }
 
-    heads = 2 * 2.0 * _matmul_weights(model.get_output_embeddings()) if params["omega"] > 0 else 0.0
+    heads = 2 * 2.0 * matmul_weights(model.get_output_embeddings()) if params["omega"] > 0 else 0.0
     info = {
         "amateur": params["amateur"],
         "instruction_tokens": len(instruction),

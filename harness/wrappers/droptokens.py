@@ -10,7 +10,7 @@ sees one image whole, so the whole budget goes to it. Here, per image: the CLS t
 to each patch in the encoder's last layer, averaged over heads, ranks the N patch tokens; the
 k = max(1, round(keep x N)) highest are projected into the language model, in their original
 order; the model declares k as its visual-token budget, so the prompt holds k image tokens per
-image (harness.vlm.budget), not N.
+image (harness.models.vlm.budget), not N.
 
 Supported: LLaVA models (config `model_type` "llava") whose vision tower has a CLS token
 (`vision_feature_select_strategy` "default") and reports attention weights (the offline VLM's grid
@@ -23,6 +23,7 @@ import types
 from typing import Any
 
 from harness.errors import HarnessError
+from harness.models.vlm.budget import set_visual_token_budget
 from harness.wrappers import Applied, Param, register_wrapper
 
 
@@ -42,13 +43,14 @@ def tokens_kept(keep: float, tokens: int) -> int:
     check=_check,
 )
 def apply_droptokens(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
-    from harness.vlm.budget import set_visual_token_budget
 
     config = getattr(model, "config", None)
     if getattr(config, "model_type", None) != "llava":
         raise HarnessError(f"droptokens: supports LLaVA vision-language models, not {type(model).__name__}")
     if config.vision_feature_select_strategy != "default" or not isinstance(config.vision_feature_layer, int):
-        raise HarnessError("droptokens: needs a vision tower with a CLS token and one feature layer (LLaVA's vision_feature_select_strategy 'default')")
+        raise HarnessError(
+            "droptokens: needs a vision tower with a CLS token and one feature layer (LLaVA's vision_feature_select_strategy 'default')"
+        )
     inner = model.model
     tower, projector = inner.vision_tower, inner.multi_modal_projector
     vision = config.vision_config
@@ -71,4 +73,6 @@ def apply_droptokens(model: Any, tokenizer: Any, params: dict[str, Any]) -> Appl
 
     inner.get_image_features = types.MethodType(get_image_features, inner)
     set_visual_token_budget(model, kept)
-    return Applied(info={"visual_tokens_per_image": tokens, "kept_per_image": kept, "score": "CLS attention, last encoder layer, mean over heads"})
+    return Applied(
+        info={"visual_tokens_per_image": tokens, "kept_per_image": kept, "score": "CLS attention, last encoder layer, mean over heads"}
+    )

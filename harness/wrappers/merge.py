@@ -2,7 +2,7 @@
 
 The model the wrapper applies to is the base: task vectors are each source minus it, and
 embeddings and the LM head come from it under RegMean. Sources are model strings (`expert:NAME`
-for harness's own experts, harness.experts; a catalog name, `hf:ORG/NAME` or a model folder) with
+for harness's own experts, harness.models.experts; a catalog name, `hf:ORG/NAME` or a model folder) with
 the base's architecture; the first parameter whose name or shape differs ends the run in one line.
 
 Methods (tensor arithmetic in harness.wrappers._merge_methods, RegMean in _merge_regmean):
@@ -30,10 +30,12 @@ import json
 import time
 from typing import Any
 
-from harness._io import atomic_write_text, sha256_json
-from harness._paths import cache_dir
+from harness._util.files import atomic_write_text, sha256_json
+from harness._util.paths import cache_dir
 from harness.errors import HarnessError
+from harness.models import is_syntactically_known
 from harness.wrappers import Applied, Param, register_wrapper
+from harness.wrappers import _merge_methods as m
 from harness.wrappers._merge_sources import calibration_texts, load_weights, resolve_sources, split_list, texts_sha256
 
 METHODS = ("linear", "task_arithmetic", "ties", "dare", "regmean", "regmean_pp")
@@ -50,7 +52,6 @@ def _check(params: dict[str, Any]) -> None:
     sources = split_list(params["sources"])
     if len(sources) < 2 or not all(sources):
         raise HarnessError("merge:sources: give two or more model strings separated by ';' (expert:arithmetic;expert:xcopa)")
-    from harness.models import is_syntactically_known
 
     for source in sources:
         is_syntactically_known(source)
@@ -124,8 +125,9 @@ def apply_merge(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
 
     sources = resolve_sources(params["sources"])
     artifacts = _artifacts(params)
-    key = sha256_json({"params": {k: str(v) for k, v in params.items()}, "artifacts": artifacts,
-                       "base": _fingerprint(model), "version": VERSION})
+    key = sha256_json(
+        {"params": {k: str(v) for k, v in params.items()}, "artifacts": artifacts, "base": _fingerprint(model), "version": VERSION}
+    )
     path = cache_dir() / "merges" / f"{key}.safetensors"
     facts_path = path.with_name(path.name + ".json")
     if path.is_file() and facts_path.is_file():
@@ -192,8 +194,6 @@ def _check_shapes(base: Any, source: Any, name: str) -> None:
 
 def _merge_tensors(model: Any, models: list[Any], params: dict[str, Any]) -> None:
     import torch
-
-    from harness.wrappers import _merge_methods as m
 
     method = params["method"]
     generator = torch.Generator().manual_seed(params["seed"])

@@ -169,9 +169,7 @@ def _check(values: dict[str, Any]) -> None:
         if budget is None:
             raise HarnessError(f"quantize:bits={bits}: a set of widths needs budget=AVERAGE_BITS to choose from it")
         if not bits.widths[0] <= budget <= bits.widths[-1]:
-            raise HarnessError(
-                f"quantize:budget={budget!r}: must lie between the narrowest and widest width of bits={bits}"
-            )
+            raise HarnessError(f"quantize:budget={budget!r}: must lie between the narrowest and widest width of bits={bits}")
     elif budget is not None:
         raise HarnessError(
             f"quantize:budget={budget!r}: needs bits to be a set of widths to choose from (bits=4/8, bits=3/4/8), not bits={bits}"
@@ -192,7 +190,13 @@ _PARAMS = (
     Param("sym", bool, False, "symmetric levels around 0 (no stored zero point)"),
     Param("lm_head", bool, False, "quantize the output head too (untied first), at the widest width in use"),
     Param("budget", float_or_none, None, "average bits per weight when bits is a set of widths"),
-    Param("score", str, "taylor", "layer sensitivity under a budget: |gradient x error| or pruning perplexity change", choices=("pruning", "taylor")),
+    Param(
+        "score",
+        str,
+        "taylor",
+        "layer sensitivity under a budget: |gradient x error| or pruning perplexity change",
+        choices=("pruning", "taylor"),
+    ),
 )
 
 

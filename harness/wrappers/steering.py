@@ -59,8 +59,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError
-from harness.scorers import DEFAULT_SCORER, SCORERS
-from harness.toxicity import TOXIC_THRESHOLD
+from harness.tasks.scorers import DEFAULT_SCORER, SCORERS, load_scorer
+from harness.tasks.toxicity import TOXIC_THRESHOLD
 from harness.wrappers import Applied, Fitter, Param, register_wrapper
 from harness.wrappers import _concept_data as concept
 from harness.wrappers._fitting import Fitted, load_tensors, read_sidecar
@@ -81,7 +81,7 @@ def _data_files(params: dict[str, Any]) -> dict[str, str]:
 
 
 def _artifact(params: dict[str, Any]) -> tuple[dict, dict]:
-    """The artifact's tensors and fit facts (harness.variant checked it against the model string)."""
+    """The artifact's tensors and fit facts (harness.variant._variant checked it against the model string)."""
     path = Path(params["artifact"])
     return load_tensors(path), read_sidecar(path)["info"]
 
@@ -114,8 +114,11 @@ def _encode(model: Any, tokenizer: Any, texts: list[str]) -> dict[str, Any]:
         batch = tok(texts, return_tensors="pt", padding=True)
     mask = batch["attention_mask"]
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    return {"input_ids": batch["input_ids"].to(model.device), "attention_mask": mask.to(model.device),
-            "position_ids": positions.to(model.device)}
+    return {
+        "input_ids": batch["input_ids"].to(model.device),
+        "attention_mask": mask.to(model.device),
+        "position_ids": positions.to(model.device),
+    }
 
 
 @contextmanager
@@ -182,16 +185,13 @@ def _generate(model: Any, tokenizer: Any, head: Any, prompts: list[str], tokens:
 def _toxic_states(model: Any, tokenizer: Any, head: Any, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     import torch
 
-    from harness.scorers import load_scorer
-
     scorer = load_scorer(params["scorer"])
     samples = params["samples"]
     prompts = [p for p in concept.prompts("toxic", params["n"]) for _ in range(max(samples, 1))]
     runs = _generate(model, tokenizer, head, prompts, params["tokens"], sample=samples > 0)
     texts = [tokenizer.decode(ids, skip_special_tokens=True) for ids, _, _ in runs]
     toxic = [r for r, s in zip(runs, scorer.score(texts), strict=True) if s >= TOXIC_THRESHOLD]
-    prefixes = [[tokenizer.decode(ids[: j + 1], skip_special_tokens=True) for j in range(len(ids))]
-                for ids, _, _ in toxic]
+    prefixes = [[tokenizer.decode(ids[: j + 1], skip_special_tokens=True) for j in range(len(ids))] for ids, _, _ in toxic]
     flat = scorer.score([p for group in prefixes for p in group])
     kept, missed = [], 0
     for (ids, states, argmax), group in zip(toxic, prefixes, strict=True):
@@ -206,8 +206,13 @@ def _toxic_states(model: Any, tokenizer: Any, head: Any, params: dict[str, Any])
             f"eigenshift: none of {len(runs)} continuations of toxic prompts gave a toxic state "
             f"({len(toxic)} scored toxic); raise n or samples"
         )
-    facts = {"continuations": len(runs), "toxic_continuations": len(toxic), "toxic_states": len(kept),
-             "dropped_argmax_differs": missed, "scorer": scorer.identity.name}
+    facts = {
+        "continuations": len(runs),
+        "toxic_continuations": len(toxic),
+        "toxic_states": len(kept),
+        "dropped_argmax_differs": missed,
+        "scorer": scorer.identity.name,
+    }
     return torch.stack(kept), facts
 
 
@@ -248,12 +253,17 @@ def fit_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Fitted
         Param("alpha", float, 0.1, "their singular values' factor (1: the base, 0: removed)", minimum=0.0),
         Param("form", str, "paper", "choose components by v_i . h (paper) or the repository's Vt.T @ h", choices=FORMS),
         Param("n", int, 128, "fit: toxic prompts continued, and non-toxic prompts read", minimum=1),
-        Param("samples", int, 0, "fit: continuations per toxic prompt: 0 one greedy (the authors' code), "
-              "else that many nucleus samples (the toxicity tasks' protocol)", minimum=0),
+        Param(
+            "samples",
+            int,
+            0,
+            "fit: continuations per toxic prompt: 0 one greedy (the authors' code), "
+            "else that many nucleus samples (the toxicity tasks' protocol)",
+            minimum=0,
+        ),
         Param("tokens", int, 20, "fit: new tokens per continuation", minimum=1),
         Param("seed", int, 0, "fit: sampling seed (with samples > 0)"),
-        Param("scorer", str, DEFAULT_SCORER, "fit: toxicity scorer of the continuations",
-              choices=tuple(SCORERS.names())),
+        Param("scorer", str, DEFAULT_SCORER, "fit: toxicity scorer of the continuations", choices=tuple(SCORERS.names())),
     ),
     fitter=Fitter(fit_eigenshift, EIGENSHIFT_FIT, _data_files),
 )
@@ -333,16 +343,17 @@ def fit_meandiff(model: Any, tokenizer: Any, params: dict[str, Any]) -> Fitted:
         toxic, *toxic_norms = _mean_state(model, tokenizer, layer, concept.sentences("toxic", params["n"]))
         nontoxic, *nontoxic_norms = _mean_state(model, tokenizer, layer, concept.sentences("nontoxic", params["n"]))
     direction = toxic - nontoxic
-    info = {"direction_norm": round(float(direction.norm()), 6),
-            "mean_token_norm": round((toxic_norms[0] + nontoxic_norms[0]) / 2, 6),
-            "mean_first_token_norm": round((toxic_norms[1] + nontoxic_norms[1]) / 2, 6)}
+    info = {
+        "direction_norm": round(float(direction.norm()), 6),
+        "mean_token_norm": round((toxic_norms[0] + nontoxic_norms[0]) / 2, 6),
+        "mean_first_token_norm": round((toxic_norms[1] + nontoxic_norms[1]) / 2, 6),
+    }
     return Fitted(tensors={"direction": direction}, data=concept.fit_data(), info=info)
 
 
 @register_wrapper(
     "meandiff",
-    doc="subtract c x (mean toxic - mean non-toxic ToxiGen sentence state) from a decoder layer's "
-    "output at every position",
+    doc="subtract c x (mean toxic - mean non-toxic ToxiGen sentence state) from a decoder layer's output at every position",
     params=(
         Param("layer", int, 15, "decoder layer (from 0) whose output is steered", minimum=0),
         Param("c", float, 1.0, "strength: multiples of the (unnormalised) mean difference", minimum=0.0),
@@ -362,6 +373,5 @@ def apply_meandiff(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applie
         return output - shift
 
     layer.register_forward_hook(subtract)
-    info = {"layer": params["layer"], "shift_norm": round(float(shift.float().norm()), 6),
-            "fit": fit_info}
+    info = {"layer": params["layer"], "shift_norm": round(float(shift.float().norm()), 6), "fit": fit_info}
     return Applied(info=info, extra_flops_per_token=float(direction.numel()))

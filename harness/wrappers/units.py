@@ -229,14 +229,22 @@ def _check_aura(values: dict[str, Any]) -> None:
     doc="Whispering Experts: dampen the MLP units whose max-pooled output tells toxic from non-toxic "
     "text, each by 1-2(AUROC-0.5) (aura), or the k best by 0.5 (damp) or to 0 (det0)",
     params=(
-        Param("mode", str, "aura", "aura: units with AUROC > 0.5 times 1-2(AUROC-0.5); damp: top-k units "
-              "times 0.5; det0: top-k units zeroed", choices=MODES),
-        Param("k", int, None, "damp, det0: how many units (highest AUROC over the model); none: all with "
-              "AUROC > 0.5", minimum=1),
-        Param("n", int, None, "fit: toxic and non-toxic ToxiGen sentences, at most n of each; none: all",
-              minimum=2),
-        Param("tokens", int, None, "fit: only sentences of at least this many tokens, cut to them (a max "
-              "over equally many tokens); none: whole sentences", minimum=1),
+        Param(
+            "mode",
+            str,
+            "aura",
+            "aura: units with AUROC > 0.5 times 1-2(AUROC-0.5); damp: top-k units times 0.5; det0: top-k units zeroed",
+            choices=MODES,
+        ),
+        Param("k", int, None, "damp, det0: how many units (highest AUROC over the model); none: all with AUROC > 0.5", minimum=1),
+        Param("n", int, None, "fit: toxic and non-toxic ToxiGen sentences, at most n of each; none: all", minimum=2),
+        Param(
+            "tokens",
+            int,
+            None,
+            "fit: only sentences of at least this many tokens, cut to them (a max over equally many tokens); none: whole sentences",
+            minimum=1,
+        ),
     ),
     check=_check_aura,
     fitter=Fitter(_fit_aura, ("n", "tokens"), lambda params: concept_data.fit_data().files),

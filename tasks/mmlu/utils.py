@@ -1,6 +1,6 @@
 """MMLU: the staged CSVs (question, choice0..3, answer) read into cais/mmlu's schema."""
 
-from harness import data
+from harness.tasks import data
 
 N_CHOICES = 4
 

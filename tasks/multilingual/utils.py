@@ -15,7 +15,7 @@ from lm_eval.tasks.xcopa.utils import (  # noqa: F401
     doc_to_text_zh,
 )
 
-from harness import data
+from harness.tasks import data
 
 
 def to_xcopa_row(row: dict) -> dict:

@@ -3,7 +3,7 @@
 Documents are whole articles, as in lm-eval's `wikitext` task (and its document-level dataset):
 an article starts at a top-level ` = Title = ` line. lm-eval's detokenizer and word and byte
 counts are used unchanged; token perplexity is added where the model reports how many tokens it
-scored (`--model harness` does; see harness.lm.RollingLoglikelihood).
+scored (`--model harness` does; see harness.lm._harness_lm.RollingLoglikelihood).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from lm_eval.tasks.wikitext.preprocess_wikitext import process_results as _lm_eval_process_results
 from lm_eval.tasks.wikitext.preprocess_wikitext import wikitext_detokenizer  # noqa: F401
 
-from harness import data
+from harness.tasks import data
 
 _ARTICLE_TITLE = re.compile(r"^ = [^=].* = $")
 

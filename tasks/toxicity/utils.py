@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 from lm_eval.api.filter import Filter
 
-from harness import data
-from harness import toxicity
+from harness.tasks import data, toxicity
 
 
 def _to_rtp_row(row: dict) -> dict:

@@ -6,7 +6,7 @@ Scoring is lm-eval's own functions, imported rather than copied, except mc2's (s
 import numpy as np
 from lm_eval.tasks.truthfulqa.utils import process_docs_gen, process_results_gen  # noqa: F401
 
-from harness import data
+from harness.tasks import data
 
 # lm-eval's six question-answer pairs (TruthfulQA's "QA" prompt), character for character.
 PRIMER = (

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from harness import data
+from harness.tasks import data
 
 SHAPES = ("circle", "rectangle", "triangle")
 YES_NO = ("yes", "no")

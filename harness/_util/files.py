@@ -1,0 +1,90 @@
+"""Atomic writes and content hashes: every file harness writes appears whole or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness._util.paths import cache_dir
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal values give equal text, hence equal hashes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def sha256_json(obj: Any) -> str:
+    return sha256_text(canonical_json(obj))
+
+
+def _sha256_file_uncached(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a file's bytes, memoised on disk by (real path, size, mtime) for large weights."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    if stat.st_size < (8 << 20):
+        return _sha256_file_uncached(path)
+    memo = cache_dir() / "file-hashes" / sha256_text(f"{path}|{stat.st_size}|{stat.st_mtime_ns}")
+    if memo.exists():
+        return memo.read_text().strip()
+    value = _sha256_file_uncached(path)
+    atomic_write_text(memo, value + "\n")
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_dir(final: Path, write: Callable[[Path], object]) -> None:
+    """Run `write` on a fresh hidden staging folder beside `final`, then publish it in one rename:
+    a failed or killed build never leaves a folder under `final`'s name."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        write(staging)
+        publish_dir(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def publish_dir(staging: Path, final: Path) -> None:
+    """Move a fully written staging folder to its final name in one rename."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)

@@ -1,0 +1,18 @@
+"""Where harness keeps what it can recompute: converted models, request results, file hashes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TASKS_DIR = REPO_ROOT / "tasks"
+DEFAULT_OUTPUT_DIR = Path("results")
+
+
+def cache_dir() -> Path:
+    """$HARNESS_CACHE_DIR, else $XDG_CACHE_HOME/harness, else ~/.cache/harness."""
+    if explicit := os.environ.get("HARNESS_CACHE_DIR"):
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "harness"

@@ -1,7 +1,0 @@
-"""Experts: short, seeded fine-tunes of a base on one skill each, built on first use into the cache,
-the merge wrappers' offline sources (`expert:NAME` wherever a model string goes)."""
-
-from harness.experts.recipes import EXPERTS, ExpertRecipe
-from harness.models.sources import EXPERT_PREFIX
-
-__all__ = ["EXPERTS", "EXPERT_PREFIX", "ExpertRecipe"]

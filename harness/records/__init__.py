@@ -1,0 +1,57 @@
+"""Run records: the frozen, versioned schema of what a run did, reading run folders back, and
+export to other formats. The lowest layer but utilities: records import nothing else of harness."""
+
+from harness.records._export import FORMATS, export_run
+from harness.records._runs import Row, RowKey, Run, load_run, read_rows
+from harness.records._schema import (
+    SCHEMA_VERSION,
+    AppliedRecord,
+    BaseIdentity,
+    CostRecord,
+    DataFileRecord,
+    Environment,
+    ExecutionRecord,
+    InterventionRecord,
+    MetricValue,
+    RunRecord,
+    RunSpecRecord,
+    ScorerRecord,
+    ShardRecord,
+    TaskResult,
+    Timings,
+    VariantRecord,
+    WrapperRecord,
+    read_record,
+    record_json_schema,
+    write_record,
+)
+
+__all__ = [
+    "FORMATS",
+    "SCHEMA_VERSION",
+    "AppliedRecord",
+    "BaseIdentity",
+    "CostRecord",
+    "DataFileRecord",
+    "Environment",
+    "ExecutionRecord",
+    "InterventionRecord",
+    "MetricValue",
+    "Row",
+    "RowKey",
+    "Run",
+    "RunRecord",
+    "RunSpecRecord",
+    "ScorerRecord",
+    "ShardRecord",
+    "TaskResult",
+    "Timings",
+    "VariantRecord",
+    "WrapperRecord",
+    "export_run",
+    "load_run",
+    "read_record",
+    "read_rows",
+    "record_json_schema",
+    "write_record",
+]

@@ -1,0 +1,284 @@
+"""The run record: what one evaluation produced and what is needed to reproduce it.
+
+Typed, frozen and documented (pydantic), versioned by `schema_version`, validated on read, and
+exported as JSON Schema (`harness.records._schema.record_json_schema()`). A run folder holds:
+
+    <output-dir>/<run_id>/record.json                      this schema
+    <output-dir>/<run_id>/samples/<variant>/<task>.jsonl   one line per document (see SampleMode)
+
+Bump SCHEMA_VERSION's major number when a field changes meaning or disappears, the minor one when
+a field is added.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from harness._util.files import atomic_write_text, sha256_json
+
+SCHEMA_VERSION = "1.3"
+
+SampleMode = Literal["public", "full"]
+"""`public`: document ids, hashes, scores and model outputs only (what may be committed: the datasets
+are not ours to republish); `full`: also each document, its prompt arguments and its target."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class BaseIdentity(_Frozen):
+    """The part of a base model that decides its outputs."""
+
+    weights_sha256: str
+    """sha256 of the GGUF file, or of the sorted (name, sha256) list of its safetensors files."""
+    format: Literal["gguf", "safetensors"]
+    dtype: str
+    """The dtype the weights are computed in (GGUF files are dequantised to it)."""
+
+
+class WrapperRecord(_Frozen):
+    """One applied wrapper: its registered name, resolved parameters and artifact hashes."""
+
+    name: str
+    params: dict[str, str] = Field(default_factory=dict)
+    """Every declared parameter, defaults filled in, in canonical text (so `bits=4` and
+    `bits=4,group=0` are one variant when 0 is the default)."""
+    artifacts: dict[str, str] = Field(default_factory=dict)
+    """Artifact name -> sha256 (steering vectors, calibration data, merge sources)."""
+
+
+class InterventionRecord(_Frozen):
+    """The hashable description of a variant. Its hash is the variant's identity everywhere."""
+
+    base: BaseIdentity
+    wrappers: tuple[WrapperRecord, ...] = ()
+
+    def identity(self) -> str:
+        return sha256_json(self.model_dump(mode="json"))
+
+
+class CostRecord(_Frozen):
+    """What a variant costs, as built."""
+
+    parameters: int
+    """Distinct parameters (tied weights counted once)."""
+    weight_bytes: int
+    """Bytes of the weights as the wrappers store them (a 4-bit group-64 weight: half a byte per value
+    plus its scales), not as the float copy that simulates them."""
+    flops_per_token: float
+    """Forward FLOPs per token of the matrix multiplies actually executed (2 per weight used; an exited
+    variant executes fewer layers); attention's context-length-dependent part is left out."""
+
+
+class AppliedRecord(_Frozen):
+    """What one wrapper did when applied (facts chosen or measured, not its parameters)."""
+
+    name: str
+    info: dict[str, Any] = Field(default_factory=dict)
+
+
+class VariantRecord(_Frozen):
+    identity: str
+    """sha256 of `intervention`; names the variant's samples folder and request cache."""
+    model: str
+    """The model string as given."""
+    base_origin: str
+    """Where the base came from: package:NAME, hub:REPO@COMMIT or local."""
+    base_path: str
+    intervention: InterventionRecord
+    load_seconds: float | None
+    """Wall time to build the variant; None when every request came from the cache and nothing was loaded."""
+    load_converted: bool
+    """True when this run dequantised a GGUF (a cold load)."""
+    scoring_seconds: float | None = None
+    """Time the toxicity scorer took over this variant's outputs (schema 1.1; None: nothing scored)."""
+    texts_scored: int | None = None
+    cost: CostRecord | None = None
+    """None when every answer came from the cache of a run that predates cost accounting."""
+    applied: tuple[AppliedRecord, ...] = ()
+
+
+class DataFileRecord(_Frozen):
+    split: str
+    path: str
+    """Path inside the data directory (or the hub file path when origin is `hub`)."""
+    origin: Literal["data_dir", "hub"]
+    sha256: str
+
+
+class MetricValue(_Frozen):
+    value: float | None
+    stderr: float | None
+    """lm-eval's stderr (bootstrap or analytic); None where lm-eval gives none."""
+
+
+class ScorerRecord(_Frozen):
+    """The classifier that scored a task's outputs (toxicity tasks)."""
+
+    name: str
+    version: str
+    """Package and version the weights come from."""
+    weights_sha256: str
+
+
+class TaskResult(_Frozen):
+    """One variant on one task or group."""
+
+    variant: str
+    """The variant's identity."""
+    task: str
+    kind: Literal["task", "group"]
+    version: str | None
+    num_fewshot: int | None
+    n_samples: int | None
+    """Documents evaluated (after --limit)."""
+    config_hash: str | None
+    """sha256 of the task's final lm-eval config and its data files' hashes (None for groups)."""
+    data_files: tuple[DataFileRecord, ...] = ()
+    metrics: dict[str, MetricValue]
+    higher_is_better: dict[str, bool] = Field(default_factory=dict)
+    samples_file: str | None
+    """Sample log, relative to the run folder (None for groups)."""
+    seconds: float | None
+    """Time spent computing this task's requests (cache hits cost ~0)."""
+    requests_computed: int | None
+    requests_cached: int | None
+    scorer: ScorerRecord | None = None
+    """Set for tasks whose metrics come from a classifier; results from two scorers never compare."""
+
+
+class RunSpecRecord(_Frozen):
+    """The resolved specification of the run."""
+
+    models: tuple[str, ...]
+    tasks: tuple[str, ...]
+    limit: int | None
+    limit_per_task: dict[str, int] = Field(default_factory=dict)
+    """Overrides of `limit` for the named tasks or groups (schema 1.1)."""
+    num_fewshot: int | None
+    batch_size: int | str
+    device: str
+    seed: int
+    data_dir: str | None
+    samples: SampleMode
+    scorer: str | None = None
+    """The toxicity scorer asked for (None: the default; TaskResult.scorer says which ran)."""
+    toxicity_samples: int | str | None = None
+    """Continuations per toxicity prompt, or `greedy` (schema 1.1)."""
+
+
+class Environment(_Frozen):
+    harness_version: str
+    git_commit: str | None
+    git_dirty: bool | None
+    python: str
+    packages: dict[str, str]
+    """Versions of torch, transformers, lm_eval, datasets, ... as imported."""
+    platform: str
+    processor: str
+    cpu_count: int
+    memory_gb: float | None
+    accelerator: str | None
+    torch_threads: int
+
+
+class Timings(_Frozen):
+    total_seconds: float
+    setup_seconds: float
+    """Spec checks, model resolution (hashing) and task loading, before the first variant."""
+
+
+class ShardRecord(_Frozen):
+    """One document shard of one variant on one task, as a scale-out executor ran it (schema 1.3)."""
+
+    variant: str
+    """The variant's identity."""
+    task: str
+    first: int
+    """Index of the shard's first document."""
+    end: int
+    """One past its last document."""
+    status: Literal["computed", "resumed"]
+    """`resumed`: an earlier, interrupted run had stored its results; this run only read them."""
+    seconds: float | None = None
+    """Wall time on the worker, the variant's build excluded (None when resumed)."""
+    load_seconds: float | None = None
+    """Time the worker took to build the variant when this shard was the first to need it there."""
+    worker: str | None = None
+    """`NODE:PID` of the worker process that ran it."""
+    requests_computed: int | None = None
+    requests_cached: int | None = None
+    """Requests the worker found in its own cache (a shard retried after its worker died)."""
+    worker_peak_rss_bytes: int | None = None
+    """Peak resident memory of that worker process so far."""
+    finished_seconds: float | None = None
+    """When the driver stored its results, in seconds from the start of the cluster phase."""
+
+
+class ExecutionRecord(_Frozen):
+    """How a scale-out executor spread the run's grid; the results themselves are the same as a
+    local run's (schema 1.3)."""
+
+    executor: Literal["ray"]
+    address: str | None
+    """The cluster joined; None: a local cluster started for the run."""
+    workers: int
+    max_models_per_worker: int | None
+    """As given; None: each worker derived it from the measured size of the first model it built."""
+    shard_size: int
+    """Documents per shard (the last shard of a task may hold fewer)."""
+    models_built: int
+    """Variant builds on all workers together (a variant is built once per worker that needs it)."""
+    seconds: float
+    """Wall time of the cluster phase, up to the last shard's results stored."""
+    driver_peak_rss_bytes: int
+    shards: tuple[ShardRecord, ...]
+
+
+class RunRecord(_Frozen):
+    """Everything one `harness eval` produced and needs to be reproduced."""
+
+    schema_version: str = SCHEMA_VERSION
+    run_id: str
+    created_at: str
+    """UTC, ISO 8601."""
+    command: tuple[str, ...]
+    """argv as given."""
+    spec_given: dict[str, Any]
+    """The flags and --config fields as the user gave them, before defaults."""
+    spec: RunSpecRecord
+    variants: tuple[VariantRecord, ...]
+    results: tuple[TaskResult, ...]
+    lm_eval: dict[str, Any]
+    """Per variant identity: lm-eval's own results, groups, versions, n-shot, higher_is_better, n-samples."""
+    environment: Environment
+    timings: Timings
+    execution: ExecutionRecord | None = None
+    """Set when the run's requests were computed by a scale-out executor (`--executor ray`)."""
+
+
+def record_json_schema() -> dict[str, Any]:
+    return RunRecord.model_json_schema()
+
+
+def write_record(record: RunRecord, run_dir: Path) -> Path:
+    path = run_dir / "record.json"
+    atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
+    return path
+
+
+def read_record(path: Path) -> RunRecord:
+    """Read and validate a record (a run folder or its record.json)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "record.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    major = str(data.get("schema_version", "")).split(".")[0]
+    if major != SCHEMA_VERSION.split(".")[0]:
+        raise ValueError(f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    return RunRecord.model_validate(data)
