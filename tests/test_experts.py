@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from harness.models import resolve_model
 from harness.models.experts import EXPERTS, ExpertRecipe
 from harness.models.experts.skills import ARITHMETIC_FILES, XCOPA_LANGUAGES, arithmetic, xcopa
 
@@ -70,12 +71,12 @@ def tiny_recipe(embedded_default, tmp_path):
 
 
 def test_an_expert_recipe_builds_the_same_weights_twice(tiny_recipe, tmp_path):
-    from harness.models import resolve_model
     from harness.models.experts.build import build
 
-    first = build(tiny_recipe, tmp_path / "one")
-    again = build(tiny_recipe, tmp_path / "two")
-    other = build(replace(tiny_recipe, seed=7), tmp_path / "three")
+    base = resolve_model(tiny_recipe.base)
+    first = build(tiny_recipe, base, tmp_path / "one")
+    again = build(tiny_recipe, base, tmp_path / "two")
+    other = build(replace(tiny_recipe, seed=7), base, tmp_path / "three")
     assert first["weights_sha256"] == again["weights_sha256"] != other["weights_sha256"]
     assert first["data"]["examples_sha256"] == again["data"]["examples_sha256"]
     assert first["recipe"]["steps"] == 3 and len(first["train_loss"]["per_step"]) == 3
@@ -86,20 +87,20 @@ def test_an_expert_recipe_builds_the_same_weights_twice(tiny_recipe, tmp_path):
 def test_a_failed_build_leaves_nothing_that_looks_built(tiny_recipe, monkeypatch):
     from harness.models.experts import build as builder
 
-    def interrupted(recipe, out):
+    def interrupted(recipe, base, out):
         (out / "model.safetensors").write_bytes(b"half")
         raise KeyboardInterrupt
 
     original = builder.build
     monkeypatch.setattr(builder, "build", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        builder.ensure_built(tiny_recipe)
+        builder.ensure_built(tiny_recipe, resolve_model(tiny_recipe.base))
     folder = builder.built_folder(tiny_recipe)
     assert not folder.exists() and not builder.is_built(tiny_recipe)
     assert list(folder.parent.iterdir()) == []  # the staging folder went too
     # a killed build (no cleanup) leaves only a hidden staging folder; the next build completes
     (folder.parent / f".{folder.name}.killed").mkdir()
     monkeypatch.setattr(builder, "build", original)
-    built = builder.ensure_built(tiny_recipe)
+    built = builder.ensure_built(tiny_recipe, resolve_model(tiny_recipe.base))
     assert built == folder and builder.is_built(tiny_recipe)
     assert json.loads((folder / "build.json").read_text())["weights_sha256"]

@@ -193,7 +193,8 @@ def test_offline_vlm_build_is_seeded_and_reproducible(embedded_default, tmp_path
         projector_steps=2,
         projector_batch=4,
     )
-    first, second = (build(recipe, tmp_path / name, validation_questions=24) for name in ("first", "second"))
+    language_model = resolve_model(recipe.language_model)
+    first, second = (build(recipe, language_model, tmp_path / name, validation_questions=24) for name in ("first", "second"))
     assert first["weights_sha256"] == second["weights_sha256"]
     assert first["recipe_sha256"] == recipe.identity() != VLMRecipe().identity()
     assert json.loads((tmp_path / "first" / "build.json").read_text())["data"]["train_images"] == 48
