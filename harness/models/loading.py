@@ -1,8 +1,7 @@
 """Build a float torch model and its tokenizer from a ResolvedModel.
 
-GGUF files are dequantised once (about 20 s for the embedded default) into an ordinary Hugging Face
-folder under the cache, keyed by the GGUF's sha256; later loads read that folder's safetensors in
-well under a second.
+GGUF files are dequantised once into an ordinary Hugging Face folder under the cache, keyed by the
+GGUF's sha256; later loads read that folder's safetensors (docs/performance.md has the timings).
 """
 
 from __future__ import annotations

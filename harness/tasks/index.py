@@ -1,6 +1,6 @@
 """harness's tasks as lm-eval sees them: a TaskManager over `tasks/` alone.
 
-lm-eval's built-in tasks are left out: indexing them takes seconds, and a harness task that shares
+lm-eval's built-in tasks are left out: indexing them slows every start, and a harness task that shares
 a name with an lm-eval task must win (include_path tasks override built-ins in plain lm-eval too).
 """
 

@@ -27,8 +27,8 @@ the most damage per added bit, while the budget allows. Deterministic for given 
 
 Scores are cached in `<cache>/quantize/<sha256 of the key>.json`; the key holds a sha256 of the
 model's parameters and buffers as they are when `quantize` runs, the score, what it depends on,
-the calibration text's sha256 and token count, and `VERSION`. The choice itself takes microseconds
-and is recomputed, so a sweep over budgets scores the model once.
+the calibration text's sha256 and token count, and `VERSION`. The choice itself is cheap and is
+recomputed, so a sweep over budgets scores the model once.
 """
 
 from __future__ import annotations

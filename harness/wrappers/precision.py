@@ -2,8 +2,8 @@
 
 float32 stays the reference: the base is float32 and its identity says so. bf16 is a variant of
 it like any other, so `--model BASE+bf16` evaluates both on the same items and `harness compare`
-reports what the narrower arithmetic changes (bf16 matrix products run at about 2.4 times the
-float32 peak on CPUs with AVX512-BF16/AMX; elsewhere they may be slower). Log-likelihoods are
+reports what the narrower arithmetic changes (docs/wrappers/precision.md has its measured speed and
+effect). Log-likelihoods are
 log-softmaxed in float32 on the fast scoring path (harness.lm._fast_loglikelihood).
 """
 

@@ -21,21 +21,16 @@ With `lm_head=true` the head takes the widest width in use.
 
 Defaults: 4 bits, groups of 64 (they divide SmolLM2's 576 and 1536 input widths; 128 leaves a short
 last group on 576), asymmetric with an integer zero point (GPTQ's layout): its 2^b levels span each
-group's own range with 0 among them, where symmetric levels span +-max|w| with 2^b-1 levels. On
-SmolLM2-135M-Instruct (2,048 held-out WikiText-2 validation tokens; float perplexity 21.3) at 4 bits
-it gives perplexity 26.9 at 4.31 stored bits per weight against 28.6 (symmetric, group 64, 4.25)
-and 27.5 (symmetric, group 32, 4.5); at 3 bits 66 against 175 and 111.
+group's own range with 0 among them, where symmetric levels span +-max|w| with 2^b-1 levels; it
+gave the lowest perplexity of the layouts compared (docs/wrappers/quantize.md).
 
 `dynamic_int8` is its own wrapper (it shares no parameter with `quantize` but `lm_head`):
 torch.ao.quantization.quantize_dynamic replaces the decoder's linear layers (and the head with
 `lm_head=true`) by int8 ones, weights quantized per output channel and symmetric, activations
 quantized per call at run time, per tensor and (torch's kernels fix it) in 7 bits. It computes on
-the CPU only. Measured on SmolLM2-135M-Instruct, one core of the development machine: 1.5x the
-float model's speed on a 256-token forward pass, 1.6x in greedy generation (1.8x, 1.9x with the
-head too); but per-tensor activations cannot hold that model's outlier activations (inputs of
-down_proj reach 30,000 times their mean): held-out perplexity 48.0 against 21.3, top-1 agreement
-with the float model 0.50, where `quantize:bits=8,group=0` (8-bit weights per output row, float
-activations) keeps 21.3 and 0.97.
+the CPU only, and really runs faster; but per-tensor activations cannot hold a model's outlier
+activations (SmolLM2's down_proj inputs among them), so it costs far more accuracy than 8-bit
+weights with float activations (docs/wrappers/quantize.md has the measurements).
 """
 
 from __future__ import annotations

@@ -27,26 +27,19 @@ k defaults to the paper's ceil(0.001 d), d the hidden size (5 for Llama-2's 4096
 The authors' repository scores components with `Vt.T @ h`, the i-th column of V^T rather than v_i:
 `form=repo` chooses the components by that score (then scales the same way), `form=paper` (default)
 by delta. Where SVD leaves each (u_i, v_i) pair's sign free, delta's sign follows v_i; both forms
-rank by the signed score, as the paper and repository do.
-On SmolLM2-135M-Instruct the default fit kept 30 toxic states from 128 greedy continuations (30
-scored toxic, none failed the argmax test; of 128 sampled ones, 24 scored toxic and 6 passed), and
-its largest deltas sit on small singular values (the top 16 have s between 6.8 and 22.3, the
-largest s is 510): toxic generation steps and non-toxic prompt ends differ most along directions
-the head scales least. Still, on 4 WikiText-2 articles the default (k=1, alpha=0.1) raised token
-perplexity from 15.66 to 16.55, and k=16, alpha=0 to 49.26.
+rank by the signed score, as the paper and repository do. docs/wrappers/steering.md has what the
+fit finds on the embedded default and what it costs in perplexity.
 
 `meandiff:layer=L,c=C` — difference of means in the residual stream (ActAdd family; Turner et al.,
 2023, "Activation addition"). Fit: the output of decoder layer L (from 0, as `skip`) over the first
 `n` toxic and the first `n` non-toxic ToxiGen sentences, pooled as the mean over each sentence's
 tokens but its first, then over sentences; the direction v is toxic minus non-toxic, not
-normalised. The first token is left out because from layer 11 of SmolLM2-135M-Instruct on it is an
-attention sink, its state's norm about 23,000 (layers 11-27) against 160-660 for the other tokens:
-pooled in, it dominated the direction (norm 212-215 at every layer from 11 to 27, against 22.1 at
-layer 15 without it). Apply: at every position, layer L's output h becomes h - C v; C=1 moves the
-toxic mean onto the non-toxic one. The fit's info records |v| and the mean norms of the pooled and
-the first tokens, to read C as a relative shift (SmolLM2, layer 15: |v| 22.1 against token norm 185).
-Defaults, layer 15 of 30 and C=1, keep the perplexity cost small: on 4 WikiText-2 articles C=1, 2, 4
-raised SmolLM2-135M-Instruct's token perplexity from 15.66 to 16.11, 17.68 and 25.02.
+normalised. The first token is left out because in SmolLM2-135M-Instruct's later layers it is an
+attention sink whose state's norm is orders of magnitude above the others': pooled in, it dominated
+the direction. Apply: at every position, layer L's output h becomes h - C v; C=1 moves the toxic
+mean onto the non-toxic one. The fit's info records |v| and the mean norms of the pooled and the
+first tokens, to read C as a relative shift. Defaults, layer 15 of 30 and C=1, keep the perplexity
+cost small (docs/wrappers/steering.md has the figures).
 """
 
 from __future__ import annotations

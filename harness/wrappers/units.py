@@ -35,19 +35,9 @@ accounting reads is the one that runs, and a later wrapper (`+quantize`) sees th
 Note that dampening gate_proj's unit dampens the activation's input, act(alpha g), not act(g), as
 ml-aura's hook on the layer's output does. The applied facts: units dampened (per layer, per
 projection) and their mean factor.
-Measured on SmolLM2-135M-Instruct, on the 2-core development machine at nice 15 beside other work.
-The fit on every sentence (351 toxic, 290 non-toxic) took 340 s and 609 s in two runs; 23,525 of
-the 109,440 units have AUROC > 0.5 (the highest 0.716, the median 0.459), and `mode=aura`
-multiplies them by 0.937 on average (0.568 at least). The non-toxic sentences are longer (25.5
-tokens on average against 18.4), and a maximum over more tokens tends to be larger: with
-`tokens=12` (the 273 toxic and 243 non-toxic sentences of at least 12 tokens, cut to 12; fit 147 s)
-the median AUROC is 0.499 and 54,018 units exceed 0.5 (the highest 0.764, mean factor 0.907). The
-default keeps whole sentences, as ml-aura does (it cuts only at the model's context). On
-rtp_challenging (first 10 prompts, 5 samples each, jigsaw-bilstm scorer) the base's expected
-maximum toxicity is 0.739 and its toxic fraction 0.28; `aura` gives 0.639 and 0.22,
-`aura:tokens=12` 0.697 and 0.14 (standard errors 0.11-0.13 and 0.04-0.09: ten prompts show a
-direction at most). On wikitext2_ppl (first 5 articles) token perplexity goes from 15.70 to 16.19
-(+3%) with `aura` and to 18.37 (+17%) with `tokens=12`.
+`tokens=T` fits on sentences of at least T tokens cut to T, so that a maximum over more tokens does
+not favour the longer class; the default keeps whole sentences, as ml-aura does (it cuts only at the
+model's context). docs/wrappers/units.md has what the fit finds on the embedded default.
 
 `clamp:layer=L,neuron=I,value=V` — holds neuron I of layer L at V at every position (prompt,
 generated tokens and padding alike): a forward pre-hook on down_proj sets that input to V, so the
@@ -68,11 +58,8 @@ neuron activation in a final state of RMS 1: what clamping the neuron moves. The
 up-projection's rows (what a neuron reads); this decodes down_proj's columns (what it writes,
 hence what `clamp` changes). Without `concept` it lists neurons 0..top-1 by index, each scored by
 its top token's logit; with `concept` (one token, e.g. " dog") it ranks the layer's neurons by that
-token's logit. On SmolLM2-135M-Instruct, concept " dog" ranks neuron 808 of layer 29 first in that
-layer (its top tokens: dog, " Dogs", "Dogs", " dogs", "Cats"), and `clamp:layer=29,neuron=808,
-value=30` raises P(" dog") after "Once upon a time, there was a" from 0.0002 to 0.04, and greedy
-decoding after "I went to the park and saw a" becomes " dog dog dog ..." (tests/
-test_wrappers_units.py checks both).
+token's logit. docs/wrappers/units.md shows the embedded default's " dog" neuron and what clamping
+it does (the tests check both).
 """
 
 from __future__ import annotations

@@ -7,13 +7,13 @@ family, and an overlap is an error (the builder records the figures in build.jso
 
 - `arithmetic`: problems generated here in GPT-3's format (tasks/arithmetic: "\\n\\nQ: What is 98
   plus 45?\\n\\nA:" -> " 143"), evenly over lm-eval's ten arithmetic tasks' kinds (1dc, 2da, 2ds,
-  2dm, 3da, ..., 5ds), each drawn from a seeded generator and redrawn while its question is one of
-  the 26,000 of the GPT-3 files (all 13, the extra six-digit and sum-of-digits ones too).
+  2dm, 3da, ..., 5ds), each drawn from a seeded generator and redrawn while its question appears in
+  any of the GPT-3 files (all 13, the extra six-digit and sum-of-digits ones too).
 - `xcopa`: XCOPA's validation split (11 languages, 100 each), written as lm-eval's xcopa tasks
   write a test item (premise without its full stop, the language's connective, the lower-cased
   right alternative); the tasks score the test split. An item whose premise is a test premise (any
-  language) is an error; short alternatives that also end some test item ("Zengin oldu.": 8 of
-  2,200) are counted, not refused, since an item is its premise.
+  language) is an error; short alternatives that also end some test item ("Zengin oldu.") are
+  counted, not refused, since an item is its premise.
 """
 
 from __future__ import annotations

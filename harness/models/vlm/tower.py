@@ -1,9 +1,8 @@
 """The offline VLM's image encoder: a small CNN whose 4x4 feature grid becomes 16 image tokens,
 read by one attention layer with a CLS token; a transformers model, so LLaVA can hold it.
 
-Why not a ViT: trained from scratch on easy-VQA's train images, a small ViT (or Swin) read the
-colours at once but the shapes at 0.45-0.52 after 8-10 epochs (0.33 is chance), where three
-convolutions read 0.99 after 2. The attention layer on top keeps the two
+Why not a ViT: trained from scratch on easy-VQA's train images, a small ViT (or Swin) learned the
+shapes far more slowly than three convolutions (docs/vlm.md). The attention layer on top keeps the two
 things LLaVA and HiRED-style token dropping expect of a vision tower: a sequence of patch tokens
 after a CLS token (LLaVA's `vision_feature_select_strategy="default"` drops the CLS), and a CLS
 attention over the patches that says which of them matter (`attentions`, last layer first).
