@@ -8,7 +8,6 @@ fail (they are not skipped): see the README's Leaderboard section for the two in
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -23,26 +22,6 @@ RELEASES = {r.version: r for r in (read_release(p) for p in release_paths(BOARD)
 LATEST = RELEASES[max(RELEASES, key=lambda v: tuple(map(int, v.split("."))))]
 PAYLOAD = "<img src=x onerror=alert(1)>"
 CLOSER = "</script><script>alert(2)</script>"
-
-
-def _chromium() -> str:
-    found = os.environ.get("HARNESS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not found:
-        pytest.fail("no chromium executable: `apt-get install -y chromium` (or set HARNESS_CHROMIUM)")
-    return found
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("playwright is not installed: `pip install playwright` (no browser download needed)")
-    executable = _chromium()
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +151,7 @@ def test_the_release_selector_switches_releases_and_shows_the_changelog(page, si
 def _shows(text: str, value: float) -> bool:
     """`text` is `value` to the precision it is shown with (4 decimals, 2 from 100, or 3 significant digits)."""
     text = text.replace("▲", "").replace("▼", "").strip()
-    if "e" in text or len(text.replace("-", "").replace("+", "").lstrip("0.")) == 3 and "." in text and abs(value) < 1e-4:
+    if "e" in text or (len(text.replace("-", "").replace("+", "").lstrip("0.")) == 3 and "." in text and abs(value) < 1e-4):
         return abs(float(text) - value) <= 0.01 * abs(value)
     decimals = len(text.partition(".")[2])
     return abs(float(text) - value) <= 0.51 * 10**-decimals
@@ -228,8 +207,8 @@ def test_a_narrow_screen_scrolls_the_table_not_the_page(browser, site):
 
 
 def _poisoned_run(folder: Path) -> Path:
-    """A copy of a committed run whose model string, origin, command, applied facts and a task
-    name carry markup."""
+    """A copy of a committed run whose model string, origin, command and applied facts carry
+    markup (a task name with markup is refused on read: tests/test_hostile_records.py)."""
     source = REPO / "results" / "20261128T222306Z-f46efb77"
     run = folder / source.name
     shutil.copytree(source, run)
@@ -240,9 +219,6 @@ def _poisoned_run(folder: Path) -> Path:
     variant["base_origin"] = CLOSER
     variant["applied"][0]["info"]["note"] = PAYLOAD
     record["command"] = ["harness", "eval", CLOSER]
-    for result in record["results"]:
-        if result["task"] == "easy_vqa_color":
-            result["task"] = f"easy_vqa_color{PAYLOAD}"
     (run / "record.json").write_text(json.dumps(record))
     (run / "report.html").write_text("<p>report</p>")
     return run
@@ -270,8 +246,6 @@ def test_markup_in_a_record_is_shown_as_text_and_never_runs(tmp_path, browser):
     opened.goto(index.as_uri())
     assert opened.locator("#board tr.base th a").inner_text().replace("\n", "") == PAYLOAD + CLOSER
     assert CLOSER in opened.locator("#runs").inner_text()
-    opened.check("#subtasks")
-    assert opened.locator(f"#board thead button.sort", has_text=f"easy_vqa_color{PAYLOAD}").count() == 1
     opened.close()
 
 

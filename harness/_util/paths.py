@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness.errors import HarnessError
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TASKS_DIR = REPO_ROOT / "tasks"
 DEFAULT_OUTPUT_DIR = Path("results")
@@ -16,3 +18,13 @@ def cache_dir() -> Path:
         return Path(explicit)
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg) / "harness"
+
+
+def inside(root: Path, *parts: str) -> Path:
+    """`root / parts...`, refused in one line unless it resolves inside `root` (the last check
+    before a write or read whose path is made from record data)."""
+    base = root.resolve()
+    target = base.joinpath(*parts).resolve()
+    if target != base and base not in target.parents:
+        raise HarnessError(f"refusing a path outside {root}: {'/'.join(parts)}")
+    return root.joinpath(*parts)

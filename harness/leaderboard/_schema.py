@@ -6,9 +6,18 @@ number when a field changes meaning or disappears, the minor one when a field is
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
 
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from harness.records._formats import Identity, SafeName
 from harness.records._schema import AppliedRecord, CostRecord, InterventionRecord, ScorerRecord
+
+Version = Annotated[str, StringConstraints(pattern=r"^\d{1,6}\.\d{1,6}\.\d{1,6}$")]
+"""MAJOR.MINOR.PATCH: it names the release's folder and its pages' folder."""
+ReportPath = Annotated[str, StringConstraints(pattern=r"^(\.\./)*([A-Za-z0-9_][A-Za-z0-9_.\-]*/)+report\.html$")]
+"""A run's report.html relative to the leaderboard folder (run folders usually sit beside it, hence
+leading `../`): never an absolute path or a scheme, `..` only in front."""
 
 RELEASE_SCHEMA = "1.0"
 
@@ -80,28 +89,28 @@ class LineageStep(_Frozen):
 
 
 class Row(_Frozen):
-    identity: str
+    identity: Identity
     """The variant's identity (sha256 of its intervention record)."""
     model: str
     """The model string as given in the latest run that evaluated the variant."""
-    base: str
+    base: Identity
     """Identity of the base (the same base with no wrappers); equal to `identity` for a base."""
     base_model: str
-    parent: str | None
+    parent: Identity | None
     """The variant with one wrapper fewer, when it is in the release (lineage beyond the base)."""
     lineage: tuple[LineageStep, ...]
     base_origin: str
     intervention: InterventionRecord
     cost: CostRecord | None
     applied: tuple[AppliedRecord, ...] = ()
-    runs: tuple[str, ...]
+    runs: tuple[SafeName, ...]
     """Every run that evaluated this variant."""
     cells: dict[str, Cell]
     """Column id -> cell."""
 
 
 class SweepPoint(_Frozen):
-    variant: str
+    variant: Identity
     """The variant's identity (its row)."""
     value: str
     """The swept parameter's value, as in the model string."""
@@ -112,8 +121,8 @@ class SweepPoint(_Frozen):
 class Sweep(_Frozen):
     """Variants of one base that differ in one wrapper parameter only (harness.analysis._curves.sweeps)."""
 
-    run: str
-    base: str
+    run: SafeName
+    base: Identity
     base_model: str
     wrapper: str
     parameter: str
@@ -123,12 +132,12 @@ class Sweep(_Frozen):
 
 
 class RunRef(_Frozen):
-    run_id: str
+    run_id: SafeName
     created_at: str
     harness_version: str
     git_commit: str | None
     command: tuple[str, ...]
-    report: str | None
+    report: ReportPath | None
     """The run's report.html relative to the leaderboard folder, when the run folder has one."""
 
 
@@ -177,7 +186,7 @@ class Normalisation(_Frozen):
 
 class Release(_Frozen):
     schema_version: str = RELEASE_SCHEMA
-    version: str
+    version: Version
     """MAJOR.MINOR.PATCH."""
     comparison: Comparison
     normalisation: Normalisation | None
@@ -186,7 +195,7 @@ class Release(_Frozen):
     rows: tuple[Row, ...]
     """Grouped by base: each base, then its variants."""
     unpaired: tuple[str, ...]
-    """Variants whose base no run holds (shown without differences)."""
+    """Model strings of the variants whose base no run holds (shown without differences)."""
     sweeps: tuple[Sweep, ...] = ()
     """For the site's sweep plots; values come from the rows' cells."""
     changelog: Changelog

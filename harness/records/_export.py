@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from harness._util.files import atomic_write_text, canonical_json
+from harness._util.paths import inside
 from harness.errors import HarnessError
 from harness.records._runs import Run, load_run
 from harness.records._schema import InterventionRecord, TaskResult, VariantRecord
@@ -52,8 +53,9 @@ def export_run(path: str | Path, out: str | Path, fmt: str = "every_eval_ever") 
     for relative, document in documents.items():
         check(document, relative)
     written = []
+    targets = {relative: inside(Path(out), relative) for relative in documents}  # all checked before any is written
     for relative, document in documents.items():
-        target = Path(out) / relative
+        target = targets[relative]
         atomic_write_text(target, json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
         written.append(target)
     return written
@@ -109,7 +111,7 @@ def every_eval_ever_documents(run: Run) -> dict[str, dict[str, Any]]:
 def _epoch(created_at: str) -> str:
     moment = datetime.fromisoformat(created_at)
     if moment.tzinfo is None:  # records are written in UTC
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return str(moment.timestamp())
 
 

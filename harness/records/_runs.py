@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from harness._util.paths import inside
 from harness.errors import HarnessError
 from harness.records._schema import RunRecord, TaskResult, read_record
 
@@ -65,7 +66,11 @@ def load_run(path: str | Path) -> Run:
         raise HarnessError(f"{path} is not a run folder: no record.json in {folder}")
     try:
         record = read_record(folder)
-    except (ValueError, ValidationError) as exc:
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        raise HarnessError(f"{folder / 'record.json'} is not a valid run record: {where}: {error['msg']}") from None
+    except ValueError as exc:
         first = str(exc).splitlines()[0]
         raise HarnessError(f"{folder / 'record.json'} is not a valid run record: {first}") from None
     return Run(record, folder)
@@ -85,7 +90,7 @@ def read_rows(run: Run, result: TaskResult) -> dict[RowKey, Row]:
     """A task's sample log, keyed by (task, doc_id, filter)."""
     if result.samples_file is None:
         raise HarnessError(f"run {run.record.run_id}: task {result.task} has no sample log")
-    path = run.folder / result.samples_file
+    path = inside(run.folder, result.samples_file)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:

@@ -16,9 +16,10 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness._util.files import atomic_write_text, sha256_json
+from harness.records._formats import Identity, SafeName, SamplesFile
 
 SCHEMA_VERSION = "1.3"
 
@@ -83,7 +84,7 @@ class AppliedRecord(_Frozen):
 
 
 class VariantRecord(_Frozen):
-    identity: str
+    identity: Identity
     """sha256 of `intervention`; names the variant's samples folder and request cache."""
     model: str
     """The model string as given."""
@@ -101,6 +102,12 @@ class VariantRecord(_Frozen):
     cost: CostRecord | None = None
     """None when every answer came from the cache of a run that predates cost accounting."""
     applied: tuple[AppliedRecord, ...] = ()
+
+    @model_validator(mode="after")
+    def _identity_is_the_intervention_hash(self) -> VariantRecord:
+        if self.identity != self.intervention.identity():
+            raise ValueError(f"variant {self.model!r}: identity is not the sha256 of its intervention record")
+        return self
 
 
 class DataFileRecord(_Frozen):
@@ -129,9 +136,9 @@ class ScorerRecord(_Frozen):
 class TaskResult(_Frozen):
     """One variant on one task or group."""
 
-    variant: str
+    variant: Identity
     """The variant's identity."""
-    task: str
+    task: SafeName
     kind: Literal["task", "group"]
     version: str | None
     num_fewshot: int | None
@@ -142,7 +149,7 @@ class TaskResult(_Frozen):
     data_files: tuple[DataFileRecord, ...] = ()
     metrics: dict[str, MetricValue]
     higher_is_better: dict[str, bool] = Field(default_factory=dict)
-    samples_file: str | None
+    samples_file: SamplesFile | None
     """Sample log, relative to the run folder (None for groups)."""
     seconds: float | None
     """Time spent computing this task's requests (cache hits cost ~0)."""
@@ -196,9 +203,9 @@ class Timings(_Frozen):
 class ShardRecord(_Frozen):
     """One document shard of one variant on one task, as a scale-out executor ran it (schema 1.3)."""
 
-    variant: str
+    variant: Identity
     """The variant's identity."""
-    task: str
+    task: SafeName
     first: int
     """Index of the shard's first document."""
     end: int
@@ -244,7 +251,7 @@ class RunRecord(_Frozen):
     """Everything one `harness eval` produced and needs to be reproduced."""
 
     schema_version: str = SCHEMA_VERSION
-    run_id: str
+    run_id: SafeName
     created_at: str
     """UTC, ISO 8601."""
     command: tuple[str, ...]
@@ -260,6 +267,16 @@ class RunRecord(_Frozen):
     timings: Timings
     execution: ExecutionRecord | None = None
     """Set when the run's requests were computed by a scale-out executor (`--executor ray`)."""
+
+    @model_validator(mode="after")
+    def _results_name_variants_of_this_run(self) -> RunRecord:
+        identities = {v.identity for v in self.variants}
+        for result in self.results:
+            if result.variant not in identities:
+                raise ValueError(f"result {result.task!r} names variant {result.variant[:12]} that is not in the record")
+            if result.samples_file is not None and not result.samples_file.startswith(f"samples/{result.variant[:12]}/"):
+                raise ValueError(f"result {result.task!r}: sample log {result.samples_file!r} is not in its variant's folder")
+        return self
 
 
 def record_json_schema() -> dict[str, Any]:
@@ -278,6 +295,8 @@ def read_record(path: Path) -> RunRecord:
     if path.is_dir():
         path = path / "record.json"
     data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a run record is a JSON object, not {type(data).__name__}")
     major = str(data.get("schema_version", "")).split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
         raise ValueError(f"{path}: schema_version {data.get('schema_version')!r} is not {SCHEMA_VERSION}")
