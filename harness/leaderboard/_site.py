@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from harness.analysis import _curves
 from harness._util.files import build_dir
+from harness._util.paths import DEFAULT_LEADERBOARD_DIR
 from harness.analysis._compare import number, signed, short_name
 from harness.errors import HarnessError
 from harness.leaderboard._release import read_release, release_paths
@@ -132,7 +133,7 @@ def render_site(root: Path, site: Path) -> dict[str, str]:
     return files
 
 
-def build_site(root: str | Path = "leaderboard", out: str | Path | None = None) -> Path:
+def build_site(root: str | Path = DEFAULT_LEADERBOARD_DIR, out: str | Path | None = None) -> Path:
     """Write the site of the releases under `root` into `out` (default root/site); return index.html."""
     root = Path(root)
     site = Path(out) if out else root / "site"
