@@ -1,8 +1,46 @@
 """Analysis of run records: paired comparisons with intervals, statistics, sweep curves and Pareto
-fronts, plots, the report and the result table."""
+fronts, plots, the report and the result table.
 
-from harness.analysis._compare import Comparison, Summary, compare, format_table, summarize, to_json
-from harness.analysis._report import write_report
-from harness.analysis._table import print_json, print_table
+Exports are lazy: the CLI reads the defaults at start without importing numpy.
+"""
 
-__all__ = ["Comparison", "Summary", "compare", "format_table", "print_json", "print_table", "summarize", "to_json", "write_report"]
+from typing import TYPE_CHECKING
+
+from harness._util.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from harness.analysis._compare import Comparison, Summary, compare, format_table, summarize, to_json
+    from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+    from harness.analysis._report import write_report
+    from harness.analysis._table import print_json, print_table
+
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "DEFAULT_RESAMPLES",
+    "Comparison",
+    "Summary",
+    "compare",
+    "format_table",
+    "print_json",
+    "print_table",
+    "summarize",
+    "to_json",
+    "write_report",
+]
+
+__getattr__, __dir__ = lazy_exports(
+    "harness.analysis",
+    {
+        "DEFAULT_CONFIDENCE": "harness.analysis._defaults",
+        "DEFAULT_RESAMPLES": "harness.analysis._defaults",
+        "Comparison": "harness.analysis._compare",
+        "Summary": "harness.analysis._compare",
+        "compare": "harness.analysis._compare",
+        "format_table": "harness.analysis._compare",
+        "summarize": "harness.analysis._compare",
+        "to_json": "harness.analysis._compare",
+        "write_report": "harness.analysis._report",
+        "print_json": "harness.analysis._table",
+        "print_table": "harness.analysis._table",
+    },
+)

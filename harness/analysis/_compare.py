@@ -25,9 +25,11 @@ import numpy as np
 
 from harness._util.files import sha256_text
 from harness.analysis import _curves, _stats
+from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from harness.errors import HarnessError
 from harness.records._runs import Row, RowKey, Run, load_run, read_rows
 from harness.records._schema import InterventionRecord, TaskResult, VariantRecord
+from harness.spec._options import DEFAULT_SEED
 
 Output = Literal["multiple_choice", "loglikelihood", "rolling", "generate", "mixed"]
 
@@ -264,7 +266,9 @@ def _pairs(runs: Sequence[Run]) -> tuple[list[tuple[tuple[Run, VariantRecord], t
     return pairs, unpaired
 
 
-def compare(runs: Sequence[Run], seed: int = 1234, resamples: int = 1000, confidence: float = 0.95) -> Comparison:
+def compare(
+    runs: Sequence[Run], seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE
+) -> Comparison:
     """Every variant of `runs` against its base, on every task and group both were evaluated on."""
     if resamples < 1:
         raise HarnessError(f"--resamples must be at least 1, got {resamples}")
@@ -383,9 +387,9 @@ class Summary:
 
 def summarize(
     paths: Sequence[str | Path],
-    seed: int = 1234,
-    resamples: int = 1000,
-    confidence: float = 0.95,
+    seed: int = DEFAULT_SEED,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
     pareto: Sequence[str] = (),
 ) -> Summary:
     runs = [load_run(p) for p in paths]

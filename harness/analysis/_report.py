@@ -24,8 +24,10 @@ from typing import Any
 from harness._util.files import atomic_write_text
 from harness.analysis import _curves, _plots
 from harness.analysis._compare import Summary, compare, curve_rows, front_rows, number, table_rows
+from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from harness.records._runs import Run, load_run
 from harness.records._schema import TaskResult, VariantRecord
+from harness.spec._options import DEFAULT_SEED
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -263,7 +265,13 @@ def context(run: Run, summary: Summary, confidence: float) -> dict[str, Any]:
     }
 
 
-def render(run: Run, seed: int = 1234, resamples: int = 1000, confidence: float = 0.95, pareto: Sequence[str] = ()) -> tuple[str, str]:
+def render(
+    run: Run,
+    seed: int = DEFAULT_SEED,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
+    pareto: Sequence[str] = (),
+) -> tuple[str, str]:
     """(Markdown, HTML) of `run`; fronts for each `A,B` in `pareto`, else each headline metric
     against each cost that differs between the run's variants."""
     axes = [_curves.parse_pareto(run, text) for text in pareto] or _curves.default_axes(run)
@@ -281,9 +289,9 @@ def render(run: Run, seed: int = 1234, resamples: int = 1000, confidence: float 
 def write_report(
     path: str | Path,
     out: str | Path | None = None,
-    seed: int = 1234,
-    resamples: int = 1000,
-    confidence: float = 0.95,
+    seed: int = DEFAULT_SEED,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
     pareto: Sequence[str] = (),
 ) -> tuple[Path, Path]:
     """Write report.md and report.html into `out` (default: the run folder); return their paths."""

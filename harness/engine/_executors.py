@@ -6,10 +6,10 @@ from __future__ import annotations
 from harness._util.registry import did_you_mean
 from harness.engine._grid import Executor
 from harness.errors import HarnessError
+from harness.spec._options import DEFAULT_SHARD_SIZE
 from harness.spec._spec import _positive_int
 
 EXECUTORS = ["local", "ray"]
-DEFAULT_SHARD_SIZE = 100
 
 
 def build_executor(name: str, address: str | None, max_models_per_worker: str | None, shard_size: str | None) -> Executor | None:

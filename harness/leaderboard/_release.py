@@ -16,10 +16,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness._util.files import atomic_write_text
+from harness._util.paths import DEFAULT_LEADERBOARD_DIR
+from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from harness.errors import HarnessError
 from harness.leaderboard._build import build_content, collect_runs
 from harness.leaderboard._schema import RELEASE_SCHEMA, Changelog, Comparison, Release
 from harness.leaderboard._versions import LEVELS, Version, bump, changelog, parse_version, show
+from harness.spec._options import DEFAULT_SEED
 
 RELEASE_FILE = "release.json"
 
@@ -71,12 +74,12 @@ def _at_least(level: str, floor: str) -> str:
 
 def build_release(
     paths: Sequence[str | Path],
-    root: str | Path = "leaderboard",
+    root: str | Path = DEFAULT_LEADERBOARD_DIR,
     version: str | None = None,
     normalise: bool = False,
-    seed: int = 1234,
-    resamples: int = 1000,
-    confidence: float = 0.95,
+    seed: int = DEFAULT_SEED,
+    resamples: int = DEFAULT_RESAMPLES,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> Built:
     """Build a release from the run folders (or folders of runs) in `paths` into `root`."""
     root = Path(root)

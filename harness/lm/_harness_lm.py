@@ -36,6 +36,7 @@ from harness.lm._vlm_scorer import VLMScorer
 from harness.models import DEFAULT_MODEL, float_folder, resolve_model
 from harness.models.device import resolve_device
 from harness.models.vlm.loading import is_vision_language, is_vision_language_model
+from harness.spec._options import DEFAULT_SEED
 from harness.spec._spec import VariantSpec
 from harness.variant._variant import LoadedVariant, Variant
 from harness.wrappers import sums_raw_scores
@@ -99,7 +100,7 @@ class HarnessLM(LM):
         batch_size: int | str | None = 1,
         max_batch_size: int | None = 64,
         device: str | None = None,
-        seed: int = 1234,
+        seed: int = DEFAULT_SEED,
         *,
         variant: Variant | None = None,
         cache: RequestCache | None = None,

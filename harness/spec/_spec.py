@@ -1,7 +1,8 @@
 """RunSpec: what to evaluate, parsed from flags and a YAML --config, checked before anything loads.
 
 A bad spec fails here with one line (HarnessError): unknown model or task (with suggestions), a
-non-positive --limit, an unreadable data directory, an unknown wrapper.
+non-positive --limit, an unreadable data directory, an unknown wrapper. What may be given, and its
+default, is harness.spec._options.OPTIONS.
 """
 
 from __future__ import annotations
@@ -17,8 +18,18 @@ import yaml
 from harness._util.paths import DEFAULT_OUTPUT_DIR
 from harness._util.registry import did_you_mean
 from harness.errors import HarnessError
-from harness.models import DEFAULT_MODEL, is_syntactically_known
+from harness.models import is_syntactically_known
 from harness.records._schema import SampleMode
+from harness.spec._options import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_DEVICE,
+    DEFAULT_SAMPLES,
+    DEFAULT_SEED,
+    DEFAULT_TOXICITY_SAMPLES,
+    FIELDS,
+    defaults,
+    option,
+)
 from harness.tasks import data
 from harness.tasks.toxicity import Samples, check_scorer_name, parse_samples
 from harness.wrappers import WRAPPERS, WrapperSpec
@@ -80,14 +91,15 @@ def expand_sweeps(model: str) -> list[str]:
         name, params = _segment(segment, model)
         combos: list[list[tuple[str, str]]] = [[]]
         for key, value in params:
-            combos = [c + [(key, v)] for c in combos for v in value.split("|")]
+            combos = [[*c, (key, v)] for c in combos for v in value.split("|")]
         options.append([f"{name}:{','.join(f'{k}={v}' for k, v in c)}" if c else name for c in combos])
     return ["+".join(parts) for parts in itertools.product(*options)]
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One run: every variant on every task, with the settings they share."""
+    """One run: every variant on every task, with the settings they share, checked (build_spec makes
+    it from the options in harness.spec._options, whose defaults these fields' defaults are)."""
 
     variants: tuple[VariantSpec, ...]
     tasks: tuple[str, ...]
@@ -96,38 +108,20 @@ class RunSpec:
     limit_per_task: tuple[tuple[str, int], ...] = ()
     """Overrides of `limit` for named tasks or groups (`--limit 50,wikitext2_ppl=3`)."""
     num_fewshot: int | None = None
-    batch_size: int | str = 8
-    device: str = "auto"
-    seed: int = 1234
+    batch_size: int | str = DEFAULT_BATCH_SIZE
+    device: str = DEFAULT_DEVICE
+    seed: int = DEFAULT_SEED
     data_dir: Path | None = None
     output_dir: Path = DEFAULT_OUTPUT_DIR
-    samples: SampleMode = "public"
+    samples: SampleMode = DEFAULT_SAMPLES
     scorer: str | None = None
     """The toxicity scorer (None: harness.tasks.scorers.DEFAULT_SCORER)."""
-    toxicity_samples: Samples = 25
+    toxicity_samples: Samples = DEFAULT_TOXICITY_SAMPLES
     """Continuations per toxicity prompt, or `greedy`."""
     no_base: bool = False
     """Evaluate only the variants named, not their bases."""
     given: dict[str, Any] = field(default_factory=dict, compare=False)
     """The fields as the user gave them (flags over --config), before defaults."""
-
-
-_FIELDS = (
-    "model",
-    "tasks",
-    "limit",
-    "num_fewshot",
-    "batch_size",
-    "device",
-    "seed",
-    "data_dir",
-    "output_dir",
-    "samples",
-    "scorer",
-    "toxicity_samples",
-    "no_base",
-)
-DEFAULT_TASKS = ("arithmetic",)
 
 
 def load_config(path: str | os.PathLike) -> dict[str, Any]:
@@ -142,9 +136,9 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         raise HarnessError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(loaded, dict):
         raise HarnessError(f"config {path} must be a mapping of field: value")
-    unknown = sorted(set(loaded) - set(_FIELDS))
+    unknown = sorted(set(loaded) - set(FIELDS))
     if unknown:
-        raise HarnessError(f"config {path}: unknown field {unknown[0]!r}{did_you_mean(unknown[0], list(_FIELDS))}")
+        raise HarnessError(f"config {path}: unknown field {unknown[0]!r}{did_you_mean(unknown[0], list(FIELDS))}")
     return loaded
 
 
@@ -204,36 +198,38 @@ def _limits(value: Any, tasks: tuple[str, ...]) -> tuple[int | None, tuple[tuple
 
 
 def build_spec(given: dict[str, Any], known_tasks: list[str]) -> RunSpec:
-    """Validate `given` (flags over config, None for unset) into a RunSpec."""
+    """Validate `given` (flags over config, None for unset) into a RunSpec; what is not given takes
+    its option's default."""
     given = {k: v for k, v in given.items() if v is not None}
-    variants = _variants(given.get("model", DEFAULT_MODEL), bool(given.get("no_base", False)))
-    tasks = tuple(dict.fromkeys(_as_list(given.get("tasks", list(DEFAULT_TASKS)))))
+    value = {**defaults(), **given}
+    variants = _variants(value["model"], bool(value["no_base"]))
+    tasks = tuple(dict.fromkeys(_as_list(value["tasks"])))
     if not tasks:
         raise HarnessError("no tasks given")
     for task in tasks:
         if task not in known_tasks:
             raise HarnessError(f"unknown task {task!r}{did_you_mean(task, known_tasks)}; see `harness tasks`")
-    limit, limit_per_task = _limits(given.get("limit"), tasks)
-    batch_size = given.get("batch_size", 8)
+    limit, limit_per_task = _limits(value["limit"], tasks)
+    batch_size = value["batch_size"]
     if str(batch_size) != "auto":
         batch_size = _positive_int("batch_size", batch_size, 1)
-    samples = given.get("samples", "public")
-    if samples not in ("public", "full"):
-        raise HarnessError(f"--samples must be public or full, got {samples!r}")
+    samples, modes = value["samples"], option("samples").choices
+    if samples not in modes:
+        raise HarnessError(f"--samples must be {' or '.join(modes)}, got {samples!r}")
     return RunSpec(
         variants=variants,
         tasks=tasks,
         limit=limit,
         limit_per_task=limit_per_task,
-        num_fewshot=_positive_int("num_fewshot", given["num_fewshot"], 0) if "num_fewshot" in given else None,
+        num_fewshot=_positive_int("num_fewshot", value["num_fewshot"], 0) if value["num_fewshot"] is not None else None,
         batch_size=batch_size,
-        device=str(given.get("device", "auto")),
-        seed=_positive_int("seed", given.get("seed", 1234), 0),
-        data_dir=data.data_dir(given.get("data_dir")),
-        output_dir=Path(given.get("output_dir", DEFAULT_OUTPUT_DIR)),
+        device=str(value["device"]),
+        seed=_positive_int("seed", value["seed"], 0),
+        data_dir=data.data_dir(value["data_dir"]),
+        output_dir=Path(value["output_dir"]),
         samples=samples,
-        scorer=check_scorer_name(str(given["scorer"])) if "scorer" in given else None,
-        toxicity_samples=parse_samples(given.get("toxicity_samples", 25)),
-        no_base=bool(given.get("no_base", False)),
+        scorer=check_scorer_name(str(value["scorer"])) if value["scorer"] is not None else None,
+        toxicity_samples=parse_samples(value["toxicity_samples"]),
+        no_base=bool(value["no_base"]),
         given=given,
     )

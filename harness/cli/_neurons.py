@@ -1,0 +1,43 @@
+"""`harness neurons`: decode MLP neurons through the LM head to their top tokens."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from harness.cli._common import add_device, add_output, command
+from harness.errors import HarnessError
+from harness.models import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from harness.cli._common import Subcommands
+
+
+def add_parser(sub: Subcommands) -> None:
+    parser = command(sub, "neurons", run, help="decode MLP neurons through the LM head to their top tokens")
+    parser.add_argument("--model", default=None, help=f"model string (default {DEFAULT_MODEL})")
+    parser.add_argument("--layer", type=int, required=True, help="decoder layer, from 0")
+    parser.add_argument("--top", type=int, default=10, help="neurons to list (default 10)")
+    parser.add_argument("--concept", default=None, help="a one-token string: list the neurons that promote it most")
+    parser.add_argument("--tokens", type=int, default=10, help="decoded tokens per neuron (default 10)")
+    add_device(parser)
+    add_output(parser)
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness.engine._neurons import list_neurons
+
+    if args.top < 1 or args.tokens < 1:
+        raise HarnessError("--top and --tokens must be at least 1")
+    rows = list_neurons(args.model or DEFAULT_MODEL, args.layer, args.top, args.concept, args.tokens, args.device)
+    if args.output == "json":
+        print(json.dumps(rows, indent=1))
+        return 0
+    from tabulate import tabulate
+
+    score = f"logit of {args.concept!r}" if args.concept else "top logit"
+    table = [(r["index"], round(r["score"], 4), " ".join(repr(t) for t in r["tokens"])) for r in rows]
+    print(tabulate(table, headers=["neuron", score, "top tokens"]))
+    return 0
