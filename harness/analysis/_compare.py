@@ -203,7 +203,7 @@ def _compare_rows(
         metrics.append(
             _compare_metric(
                 metric,
-                better.get(metric, better.get(metric.split(",")[0])),
+                _stats.direction(metric, better.get(metric, better.get(metric.split(",")[0]))),
                 b_values,
                 v_values,
                 rng_seed,

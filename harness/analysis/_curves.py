@@ -292,8 +292,8 @@ def fronts(run: Run, a: Axis, b: Axis) -> list[Front]:
         members = ([base] if base else []) + variants
         valued = [(v, a.value(run, v), b.value(run, v)) for v in members]
         valued = [(v, x, y) for v, x, y in valued if x is not None and y is not None]
-        if len(valued) < 2:
-            continue
+        if len(valued) < 2 or not _varies([x for _, x, _ in valued]) or not _varies([y for _, _, y in valued]):
+            continue  # a front along an axis on which every point sits at one value shows nothing
         on = pareto_front([(x, y) for _, x, y in valued], a.higher_is_better, b.higher_is_better)
         found.append(
             Front(
@@ -305,6 +305,12 @@ def fronts(run: Run, a: Axis, b: Axis) -> list[Front]:
             )
         )
     return found
+
+
+def _varies(values: list[float]) -> bool:
+    """More than float rounding between the smallest and the largest value."""
+    low, high = min(values), max(values)
+    return high - low > 1e-9 * max(abs(low), abs(high), 1e-12)
 
 
 def default_axes(run: Run) -> list[tuple[Axis, Axis]]:

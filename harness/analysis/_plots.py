@@ -10,7 +10,8 @@ import io
 import math
 
 from harness.analysis._compare import short_name
-from harness.analysis._curves import Curve, Front, Sweep
+from harness.analysis._curves import Curve, CurvePoint, Front, Sweep
+from harness.records import UNIT_INTERVAL_METRICS
 
 
 def _figure(columns: int, width: float = 4.4, height: float = 3.6):
@@ -50,6 +51,18 @@ def _direction(higher_is_better: bool | None) -> str:
     return {True: "higher is better", False: "lower is better"}.get(higher_is_better, "")
 
 
+def _error_bars(metric: str, points: list[CurvePoint]) -> list[list[float]]:
+    """Below and above each point: its stderr, cut at 0 and 1 for a metric that lives in [0, 1]."""
+    bounded = metric.split(",", 1)[0] in UNIT_INTERVAL_METRICS
+    below, above = [], []
+    for p in points:
+        error = p.stderr if p.stderr is not None and math.isfinite(p.stderr) else 0.0
+        y = p.y if p.y is not None else 0.0
+        below.append(min(error, y) if bounded else error)
+        above.append(min(error, 1.0 - y) if bounded else error)
+    return [below, above]
+
+
 def sweep_png(sweep: Sweep) -> bytes:
     """One panel per headline task: its first metric against the swept parameter."""
     curves: list[Curve] = []
@@ -67,7 +80,7 @@ def sweep_png(sweep: Sweep) -> bytes:
             axis.errorbar(
                 [x for x, _ in shown],
                 [p.y for _, p in shown],
-                yerr=[p.stderr if p.stderr is not None and math.isfinite(p.stderr) else 0.0 for _, p in shown],
+                yerr=_error_bars(curve.metric, [p for _, p in shown]),
                 marker="o",
                 capsize=3,
                 label=f"{sweep.wrapper} variants (± stderr)",

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import shlex
 from collections.abc import Sequence
@@ -22,11 +23,11 @@ from statistics import NormalDist
 from typing import Any
 
 from harness._util.files import atomic_write_text
-from harness.analysis import _curves, _plots
+from harness.analysis import _curves, _plots, _stats
 from harness.analysis._compare import Summary, compare, curve_rows, front_rows, number, table_rows
 from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from harness.records._runs import Run, load_run
-from harness.records._schema import TaskResult, VariantRecord
+from harness.records._schema import UNIT_INTERVAL_METRICS, TaskResult, VariantRecord
 from harness.spec._options import DEFAULT_SEED
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -147,6 +148,19 @@ def _task(result: TaskResult) -> dict[str, Any]:
     }
 
 
+def _interval(metric: str, value: float | None, stderr: float | None, n: int | None, confidence: float, z: float) -> str:
+    """Wilson's interval for a metric in [0, 1] over n documents (it stays inside [0, 1]), else
+    value +- z * lm-eval's stderr."""
+    if value is None or not math.isfinite(value):
+        return "-"
+    if metric.split(",", 1)[0] in UNIT_INTERVAL_METRICS and n and 0.0 <= value <= 1.0:
+        low, high = _stats.wilson_interval(value, n, confidence)
+        return f"[{number(low)}, {number(high)}]"
+    if stderr is None:
+        return "-"
+    return f"[{number(value - z * stderr)}, {number(value + z * stderr)}]"
+
+
 def _results(run: Run, confidence: float, headline_only: bool) -> list[dict[str, str]]:
     z = NormalDist().inv_cdf(0.5 + confidence / 2)
     models = {v.identity: v.model for v in run.record.variants}
@@ -155,11 +169,7 @@ def _results(run: Run, confidence: float, headline_only: bool) -> list[dict[str,
         if headline_only and r.task not in run.headline_tasks:
             continue
         for metric, m in r.metrics.items():
-            interval = (
-                f"[{number(m.value - z * m.stderr)}, {number(m.value + z * m.stderr)}]"
-                if m.value is not None and m.stderr is not None
-                else "-"
-            )
+            interval = _interval(metric, m.value, m.stderr, r.n_samples, confidence, z)
             rows.append(
                 _computed(
                     {

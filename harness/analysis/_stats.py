@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from statistics import NormalDist
 
 import numpy as np
 
@@ -66,9 +67,35 @@ def bootstrap_interval(
     for start in range(0, resamples, per_draw):
         index = rng.integers(0, n, size=(min(per_draw, resamples - start), n))
         differences.append(aggregate(variant[index]) - aggregate(base[index]))
+    drawn = np.concatenate(differences)
+    # aggregate(variant) and aggregate(base) of a draw that is mathematically equal can differ in
+    # the last bits (sums in another order): such a difference is 0, else an interval ending at
+    # -2.7e-17 reads as excluding 0 while it shows as [-0.18, -0.0000].
+    scale = np.maximum(np.abs(aggregate(variant)), np.abs(aggregate(base)))
+    drawn[np.abs(drawn) <= _SAME * np.maximum(scale, 1.0)] = 0.0
     tail = (1 - confidence) / 2
-    low, high = np.quantile(np.concatenate(differences), [tail, 1 - tail])
+    low, high = np.quantile(drawn, [tail, 1 - tail])
     return float(low), float(high)
+
+
+_SAME = 1e-12
+"""Relative size below which a difference of two aggregates is float rounding, not a difference."""
+
+
+def direction(metric: str, declared: bool | None) -> bool | None:
+    """Whether higher is better for `metric`: as declared, but None for a spread (`*_std`), which
+    is neither better nor worse when it moves."""
+    return None if metric.split(",", 1)[0].endswith("_std") else declared
+
+
+def wilson_interval(proportion: float, n: int, confidence: float) -> tuple[float, float]:
+    """Wilson score interval of a proportion over n documents: inside [0, 1] by construction, and
+    sound at 0 and 1 where value +- z * stderr runs outside. For a mean of scores in [0, 1] (not
+    0/1) it is conservative: their variance is at most p(1 - p)."""
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    centre = (proportion + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(proportion * (1 - proportion) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from harness.records._export import FORMATS, export_run
 from harness.records._runs import Row, RowKey, Run, load_run, read_rows
 from harness.records._schema import (
     SCHEMA_VERSION,
+    UNIT_INTERVAL_METRICS,
     AppliedRecord,
     BaseIdentity,
     CostRecord,
@@ -29,6 +30,7 @@ from harness.records._schema import (
 __all__ = [
     "FORMATS",
     "SCHEMA_VERSION",
+    "UNIT_INTERVAL_METRICS",
     "AppliedRecord",
     "BaseIdentity",
     "CostRecord",

@@ -34,14 +34,11 @@ from harness._util.files import atomic_write_text, canonical_json
 from harness._util.paths import inside
 from harness.errors import HarnessError
 from harness.records._runs import Run, load_run
-from harness.records._schema import InterventionRecord, TaskResult, VariantRecord
+from harness.records._schema import UNIT_INTERVAL_METRICS, InterventionRecord, TaskResult, VariantRecord
 
 FORMATS = ("every_eval_ever",)
 SCHEMA_VERSION = "0.2.0"
 SCHEMA = Path(__file__).parent / "schemas" / "every_eval_ever-0.2.0-subset.schema.json"
-
-_UNIT_INTERVAL = frozenset({"acc", "acc_norm", "exact_match", "toxicity_probability", "expected_max_toxicity", "toxic_fraction"})
-"""Metrics that are proportions or means of [0, 1] scores; the others (perplexities) get no bounds."""
 
 
 def export_run(path: str | Path, out: str | Path, fmt: str = "every_eval_ever") -> list[Path]:
@@ -146,7 +143,7 @@ def _evaluation_result(run: Run, result: TaskResult, key: str, value: float, std
         "evaluation_description": f"{metric} (filter: {filter_name})" if filter_name else metric,
         "lower_is_better": not _higher_is_better(run, result, key),
     }
-    if metric in _UNIT_INTERVAL:
+    if metric in UNIT_INTERVAL_METRICS:
         metric_config.update(score_type="continuous", min_score=0.0, max_score=1.0)
     return {
         "evaluation_name": f"{result.task}/{filter_name}" if filter_name else result.task,

@@ -118,6 +118,10 @@ class DataFileRecord(_Frozen):
     sha256: str
 
 
+UNIT_INTERVAL_METRICS = frozenset({"acc", "acc_norm", "exact_match", "toxicity_probability", "expected_max_toxicity", "toxic_fraction"})
+"""Metrics that are proportions or means of [0, 1] scores (the others, perplexities, are unbounded)."""
+
+
 class MetricValue(_Frozen):
     value: float | None
     stderr: float | None

@@ -16,6 +16,12 @@
   };
   const $ = (id) => document.getElementById(id);
 
+  // Whether higher is better: as the column declares, but never for a spread (`*_std`), which is
+  // neither better nor worse when it moves (harness.analysis._stats.direction).
+  function direction(column) {
+    return column.metric.split(",")[0].endsWith("_std") ? null : column.higher_is_better;
+  }
+
   function el(tag, attrs, ...children) {
     const node = document.createElement(tag);
     for (const [key, value] of Object.entries(attrs || {})) {
@@ -50,7 +56,7 @@
     if (column.num_fewshot !== null) parts.push(`${column.num_fewshot}-shot`);
     if (column.n_samples !== null) parts.push(`n=${column.n_samples}`);
     if (column.scorer) parts.push(`scorer ${column.scorer.name}`);
-    if (column.higher_is_better === false) parts.push("lower is better");
+    if (direction(column) === false) parts.push("lower is better");
     return parts.join(" · ");
   }
 
@@ -147,10 +153,14 @@
       if (!d || d.difference === null) {
         return el("td", attrs, el("span", { class: "missing", title: "its base was not evaluated on this column" }, "–"));
       }
-      const excludesZero = d.ci_low !== null && d.ci_high !== null && (d.ci_low > 0 || d.ci_high < 0);
+      // An interval end within float rounding of 0 is 0 (harness.analysis._stats.bootstrap_interval
+      // makes it so; releases built before that can hold ends like -2.7e-17).
+      const same = 1e-12 * Math.max(1, Math.abs(d.base_value ?? 0));
+      const excludesZero = d.ci_low !== null && d.ci_high !== null && (d.ci_low > same || d.ci_high < -same);
+      const better = direction(column);
       let verdict = "", mark = "";
-      if (excludesZero && column.higher_is_better !== null) {
-        const good = (d.difference > 0) === column.higher_is_better;
+      if (excludesZero && better !== null) {
+        const good = (d.difference > 0) === better;
         verdict = good ? "better" : "worse";
         mark = good ? "▲ " : "▼ ";
       }
@@ -335,7 +345,7 @@
       `${s.base_model}: ${s.wrapper} ${s.parameter}${s.fixed.length ? " at " + s.fixed.map(([k, v]) => `${k}=${v}`).join(", ") : ""}`]), String(state.sweep));
     fillSelect($("cost"), Object.entries(COSTS).map(([key, [label]]) => [key, label]), state.cost);
     const column = r.columns.find((c) => c.id === state.measure);
-    const yLabel = column ? `${columnLabel(column)}${column.higher_is_better === false ? " (lower is better)" : ""}` : "";
+    const yLabel = column ? `${columnLabel(column)}${direction(column) === false ? " (lower is better)" : ""}` : "";
     const sweepBox = $("sweep-plot"), frontBox = $("front-plots");
     sweepBox.replaceChildren();
     frontBox.replaceChildren();
@@ -360,7 +370,7 @@
       const members = (group.base ? [group.base] : []).concat(group.variants)
         .filter((row) => row.cost && row.cells[column.id] && row.cells[column.id].value !== null);
       if (members.length < 2) continue;
-      const better = column.higher_is_better !== false;
+      const better = direction(column) !== false;
       const points = members.map((row) => ({ x: costOf(row.cost), y: row.cells[column.id].value, label: row.model, identity: row.identity }));
       // on the front: no other point costs no more and scores no worse, and is strictly better in one
       for (const p of points) {
@@ -394,7 +404,7 @@
     if (!button) return;
     const key = button.dataset.sort;
     const column = release().columns.find((c) => c.id === key);
-    const first = key === "name" || (column && column.higher_is_better === false) ? "ascending" : "descending";
+    const first = key === "name" || (column && direction(column) === false) ? "ascending" : "descending";
     const flip = { ascending: "descending", descending: "ascending" };
     state.sort = state.sort && state.sort.key === key ? { key, direction: flip[state.sort.direction] } : { key, direction: first };
     render();
