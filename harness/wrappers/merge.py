@@ -35,7 +35,6 @@ from harness._util.paths import cache_dir
 from harness.errors import HarnessError
 from harness.models import is_syntactically_known
 from harness.wrappers import Applied, Param, register_wrapper
-from harness.wrappers import _merge_methods as m
 from harness.wrappers._merge_sources import calibration_texts, load_weights, resolve_sources, split_list, texts_sha256
 
 METHODS = ("linear", "task_arithmetic", "ties", "dare", "regmean", "regmean_pp")
@@ -194,6 +193,8 @@ def _check_shapes(base: Any, source: Any, name: str) -> None:
 
 def _merge_tensors(model: Any, models: list[Any], params: dict[str, Any]) -> None:
     import torch
+
+    from harness.wrappers import _merge_methods as m  # imports torch: registering the wrapper must not
 
     method = params["method"]
     generator = torch.Generator().manual_seed(params["seed"])
