@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
 export HARNESS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: setup eval test chromium
+.PHONY: setup eval test test-fast chromium
 
 setup: $(VENV)/.installed
 
@@ -34,3 +34,7 @@ chromium:
 
 test: setup chromium
 	$(BIN)/python -m pytest
+
+# The fast tier: the suite without the tests marked slow (pyproject.toml), about 2 minutes on 2 cores.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"

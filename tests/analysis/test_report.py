@@ -9,15 +9,13 @@ import json
 import re
 from html import unescape
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
-from test_compare import write_synthetic_run
 
 from harness.analysis._report import write_report
 from harness.cli._main import main
+from tests.helpers import REPO, write_synthetic_run
 
-REPO = Path(__file__).resolve().parent.parent
 HOSTILE = "<img src=x onerror=alert(1)>|`*_[x](javascript:alert(1))"
 
 
@@ -95,6 +93,7 @@ def test_nothing_is_written_when_rendering_fails(tmp_path, monkeypatch):
     assert not [p for p in run.iterdir() if p.name.startswith(".report")]
 
 
+@pytest.mark.slow
 def test_committed_wrappers_run_report(tmp_path, capsys):
     run = REPO / "results" / "20261128T153000Z-5f064762"
     assert main(["report", str(run), "--out", str(tmp_path), "--resamples", "200"]) == 0

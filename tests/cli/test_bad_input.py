@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
-from conftest import run_cli
 
-CASES = json.loads((Path(__file__).parent / "cases" / "bad_input.json").read_text())
+from tests.helpers import read_cases, run_cli
+
+pytestmark = pytest.mark.slow  # each case starts the command line in a new process
+
+CASES = read_cases("bad_input.json")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_bad_input_fails_in_one_line(case, env, tmp_path):
-    if case.get("needs_no_cuda"):
-        import torch
-
-        if torch.cuda.is_available():
-            pytest.skip("this machine has CUDA")
+    if case.get("hide_cuda"):  # the case needs a machine without CUDA: hide it where there is one
+        env = {**env, "CUDA_VISIBLE_DEVICES": ""}
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad.yaml").write_text("limt: 5\n")
     out = tmp_path / "out"

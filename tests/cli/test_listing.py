@@ -1,4 +1,8 @@
-from conftest import run_cli
+import pytest
+
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow  # each test starts the command line in a new process
 
 
 def test_tasks_lists_every_family_with_its_data(env):

@@ -19,13 +19,15 @@ from pathlib import Path
 
 import pytest
 import ray
-from conftest import REPO, run_cli
 
 from harness.engine._ray_executor import RayExecutor, RayOptions
 from harness.engine._run import run
 from harness.records._schema import read_record
 from harness.spec._spec import build_spec
 from harness.tasks.index import known_names, task_manager
+from tests.helpers import REPO, run_cli
+
+pytestmark = pytest.mark.slow  # a local Ray cluster and runs of the embedded default
 
 MODELS = ["smollm2-135m-instruct+quantize:bits=8"]  # and its base: two variants
 TASKS = "arithmetic_2da,xcopa_it"

@@ -42,6 +42,7 @@ def _tamper(folder, tmp_path):
     return tampered
 
 
+@pytest.mark.slow
 def test_reproduce_matches_exactly_and_catches_a_changed_result(embedded_default, tmp_path, capsys):
     folder = _tiny_run(tmp_path)
 

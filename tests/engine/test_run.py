@@ -13,10 +13,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import HARNESS, run_cli
 
 from harness.models import resolve_model
 from harness.records._schema import read_record, record_json_schema
+from tests.helpers import HARNESS, run_cli
+
+pytestmark = pytest.mark.slow  # runs of the embedded default through the command line
 
 
 def _eval(env, out: Path, *args: str):
@@ -50,7 +52,9 @@ def test_end_to_end_arithmetic_on_the_embedded_default(env, tmp_path):
     assert variant.load_seconds is not None and variant.load_seconds > 0
 
     tasks = [r for r in record.results if r.kind == "task"]
-    assert sorted(r.task for r in tasks) == sorted(f"arithmetic_{t}" for t in "1dc 2da 2dm 2ds 3da 3ds 4da 4ds 5da 5ds".split())
+    assert sorted(r.task for r in tasks) == sorted(
+        f"arithmetic_{t}" for t in ["1dc", "2da", "2dm", "2ds", "3da", "3ds", "4da", "4ds", "5da", "5ds"]
+    )
     for result in tasks:
         assert 0.0 <= result.metrics["acc"].value <= 1.0
         assert result.n_samples == 10 and result.requests_computed == 10

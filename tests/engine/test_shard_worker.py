@@ -13,6 +13,8 @@ from harness.models import resolve_model
 from harness.spec._spec import VariantSpec
 from harness.variant._variant import Variant
 
+pytestmark = pytest.mark.slow  # the embedded default, converted
+
 BATCH = 2  # chunks of 32 log-likelihood requests
 
 

@@ -1,4 +1,4 @@
-"""Leaderboard releases from hand-made runs (tests/test_compare.py's): rows, columns, cells and
+"""Leaderboard releases from hand-made runs (tests/helpers.py's): rows, columns, cells and
 their paired differences, byte-identical rebuilds, the proposed versions
 (cases/leaderboard_versions.json), column splitting (cases/leaderboard_columns.json), refusals
 (cases/leaderboard_refusals.json), normalised scores, and the committed reference release."""
@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-from test_compare import write_synthetic_run
 
 from harness.analysis._compare import compare
 from harness.cli._main import main
@@ -17,12 +16,11 @@ from harness.errors import HarnessError
 from harness.leaderboard import build_release, read_release, release_paths
 from harness.records._runs import load_run
 from harness.records._schema import InterventionRecord
+from tests.helpers import REPO, read_cases, write_synthetic_run
 
-CASES = Path(__file__).parent / "cases"
-COLUMNS = json.loads((CASES / "leaderboard_columns.json").read_text())["cases"]
-VERSIONS = json.loads((CASES / "leaderboard_versions.json").read_text())["cases"]
-REFUSALS = json.loads((CASES / "leaderboard_refusals.json").read_text())["cases"]
-REPO = Path(__file__).resolve().parent.parent
+COLUMNS = read_cases("leaderboard_columns.json")["cases"]
+VERSIONS = read_cases("leaderboard_versions.json")["cases"]
+REFUSALS = read_cases("leaderboard_refusals.json")["cases"]
 VARIANTS = ("base", "bits=4", "bits=8")
 
 

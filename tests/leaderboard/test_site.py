@@ -16,8 +16,8 @@ import pytest
 
 from harness.leaderboard import build_release, build_site, read_release, release_paths
 from harness.leaderboard._site import MARKER, href, render_site, script_json
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 BOARD = REPO / "leaderboard"
 RELEASES = {r.version: r for r in (read_release(p) for p in release_paths(BOARD).values())}
 LATEST = RELEASES[max(RELEASES, key=lambda v: tuple(map(int, v.split("."))))]
@@ -75,6 +75,7 @@ def _headline(release, family=None):
     ]
 
 
+@pytest.mark.slow
 def test_every_row_of_every_release_renders_grouped_by_base(page):
     for version, release in RELEASES.items():
         page.select_option("#release", label=page.locator("#release option", has_text=f"v{version}").inner_text())
@@ -91,6 +92,7 @@ def test_every_row_of_every_release_renders_grouped_by_base(page):
         assert page.locator("#board-caption").inner_text().startswith(f"Release v{version}")
 
 
+@pytest.mark.slow
 def test_every_variant_page_exists_and_links_back(site, browser):
     for version, release in RELEASES.items():
         for row in release.rows:
@@ -110,6 +112,7 @@ def _column_with_most_cells(release):
     return max(_headline(release), key=lambda c: sum(c.id in r.cells for r in release.rows))
 
 
+@pytest.mark.slow
 def test_sorting_by_a_column_with_the_keyboard(page):
     column = _column_with_most_cells(LATEST)
     button = page.locator(f'button.sort[data-sort="{column.id}"]')
@@ -131,6 +134,7 @@ def test_sorting_by_a_column_with_the_keyboard(page):
         page.keyboard.press("Enter")
 
 
+@pytest.mark.slow
 def test_filtering_by_wrapper_family_and_task_family(page):
     page.select_option("#wrapper-family", "depth")
     shown = _rows(page)
@@ -150,6 +154,7 @@ def test_filtering_by_wrapper_family_and_task_family(page):
     assert {c.family for c in LATEST.columns if c.id in headers} == {"vqa"}
 
 
+@pytest.mark.slow
 def test_the_release_selector_switches_releases_and_shows_the_changelog(page, site, browser):
     older, newer = sorted(RELEASES, key=lambda v: tuple(map(int, v.split("."))))[-2:]
     assert page.locator("#release option:checked").inner_text().startswith(f"v{newer}")
@@ -178,6 +183,7 @@ def _shows(text: str, value: float) -> bool:
     return abs(float(text) - value) <= 0.51 * 10**-decimals
 
 
+@pytest.mark.slow
 def test_the_difference_view_shows_the_paired_numbers(page):
     page.check("input[name=view][value=difference]")
     shown = 0
@@ -204,6 +210,7 @@ def test_the_difference_view_shows_the_paired_numbers(page):
     assert shown > 20
 
 
+@pytest.mark.slow
 def test_normalised_scores_are_labelled(page):
     assert LATEST.normalisation is not None
     page.check("#normalised")
@@ -216,6 +223,7 @@ def test_normalised_scores_are_labelled(page):
     assert abs(float(text) - row.cells[column.id].normalised) < 0.05
 
 
+@pytest.mark.slow
 def test_a_narrow_screen_scrolls_the_table_not_the_page(browser, site):
     narrow = browser.new_page(viewport={"width": 390, "height": 844})
     narrow.goto((site / "index.html").as_uri())
@@ -248,6 +256,7 @@ def _poisoned_run(folder: Path) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_markup_in_a_record_is_shown_as_text_and_never_runs(tmp_path, browser):
     build_release([_poisoned_run(tmp_path / "runs")], tmp_path / "board")
     index = build_site(tmp_path / "board")
@@ -310,6 +319,7 @@ def test_the_site_refuses_to_replace_a_folder_it_did_not_make(tmp_path, capsys):
     assert "holds no releases" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_sweep_and_pareto_plots_draw_the_release_numbers(page):
     from harness.analysis._curves import COSTS, pareto_front
 
@@ -341,6 +351,7 @@ def _luminance(rgb: str) -> float:
     return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
+@pytest.mark.slow
 def test_text_contrast_meets_wcag_aa(page):
     """Every kind of text on the page against its background, 4.5:1 or more (WCAG AA)."""
     page.check("input[name=view][value=difference]")
@@ -379,6 +390,7 @@ def test_text_contrast_meets_wcag_aa(page):
         assert (light + 0.05) / (dark + 0.05) >= 4.5, (selector, colour, background)
 
 
+@pytest.mark.slow
 def test_report_links_reach_the_committed_reports(page, site):
     from urllib.parse import unquote
 

@@ -4,17 +4,15 @@ works) and on the cases of tests/cases/fast_scoring.json, at several batch sizes
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from harness.lm._fast_loglikelihood import FastHFLM, fast_path_refusal, pack
+from tests.helpers import read_cases
 
-CASES = json.loads((Path(__file__).parent / "cases" / "fast_scoring.json").read_text())["cases"]
+CASES = read_cases("fast_scoring.json")["cases"]
 
 
 @pytest.fixture
@@ -65,12 +63,14 @@ def _assert_same(theirs: list, ours: list) -> None:
 
 
 @pytest.mark.parametrize("batch_size", [1, 3, 64])
+@pytest.mark.slow
 def test_cases_match_hflm_at_every_batch_size(tokenizer, batch_size):
     model = _tiny(len(tokenizer))
     assert fast_path_refusal(model) is None
     _assert_same(*_both(model, tokenizer, _case_pairs(), batch_size))
 
 
+@pytest.mark.slow
 def test_greedy_continuations_are_flagged_alike(tokenizer):
     """A continuation that is the model's own greedy output is flagged greedy by both."""
     model = _tiny(len(tokenizer))
@@ -84,6 +84,7 @@ def test_greedy_continuations_are_flagged_alike(tokenizer):
     assert [g for _, g in ours] == [True, False]
 
 
+@pytest.mark.slow
 def test_head_hooks_apply_and_untied_heads(tokenizer):
     """A pre-hook on the LM head (how eigenshift projects) acts on the fast path too; untied heads."""
     model = _tiny(len(tokenizer), tied=False)
@@ -95,12 +96,14 @@ def test_head_hooks_apply_and_untied_heads(tokenizer):
     assert any(abs(a[0] - b[0]) > 1e-3 for a, b in zip(ours, _both(unhooked, tokenizer, _case_pairs(), 4)[1]))
 
 
+@pytest.mark.slow
 def test_too_long_requests_are_truncated_as_hflm_does(tokenizer):
     model = _tiny(len(tokenizer), max_positions=24)
     pairs = [("one two three " * 10, " four five"), ("short", " one"), ("short", " two three")]
     _assert_same(*_both(model, tokenizer, pairs, 2, max_length=24))
 
 
+@pytest.mark.slow
 def test_models_the_packed_pass_cannot_reproduce_fall_back(tokenizer):
     """A hook on the causal LM's forward (dola, contrast, the dynamic exit) sends scoring to HFLM's path."""
     model = _tiny(len(tokenizer))
@@ -117,6 +120,7 @@ def test_pack_runs_each_context_once_and_each_distinct_continuation_once():
     assert [r.size for r in rows] == [5, 2]
 
 
+@pytest.mark.slow
 def test_bf16_wrapper_computes_in_bfloat16_close_to_float32(tokenizer):
     """`+bf16` casts the whole model; its fast-path scores stay near float32's (log-softmax in float32)."""
     from harness.wrappers import WRAPPERS

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import lm_eval
 import pytest
-from conftest import REPO, run_cli
 
 from harness.models import float_folder, resolve_model
 from harness.records._schema import read_record
+from tests.helpers import REPO, run_cli
+
+pytestmark = pytest.mark.slow  # harness and lm-eval each evaluate the embedded default
 
 LIMIT = 10  # documents per task, every sample compared; CI runs the whole suite on 2 cores in under 20 minutes
 LM_EVAL = str(Path(sys.executable).parent / "lm_eval")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from harness.engine._run import run
@@ -18,6 +19,8 @@ from harness.tasks.index import known_names, task_manager
 from harness.variant._variant import Variant
 from harness.wrappers import WRAPPERS
 from harness.wrappers._fitting import FitData, Fitted, fit_params_of, header, write_artifact
+
+pytestmark = pytest.mark.slow  # sweeps of the embedded default
 
 TASKS = "truthfulqa_mc1,arithmetic_2da"
 

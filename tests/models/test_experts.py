@@ -69,6 +69,7 @@ def tiny_recipe(embedded_default, tmp_path):
     return ExpertRecipe("tiny", "arithmetic", "test", base=str(folder), examples=16, held_out=4, steps=3, batch=2, warmup=1)
 
 
+@pytest.mark.slow
 def test_an_expert_recipe_builds_the_same_weights_twice(tiny_recipe, tmp_path):
     from harness.models import resolve_model
     from harness.models.experts.build import build
@@ -83,6 +84,7 @@ def test_an_expert_recipe_builds_the_same_weights_twice(tiny_recipe, tmp_path):
     assert first["base"]["weights_sha256"] == resolve_model(tiny_recipe.base).weights_sha256
 
 
+@pytest.mark.slow
 def test_a_failed_build_leaves_nothing_that_looks_built(tiny_recipe, monkeypatch):
     from harness.models.experts import build as builder
 

@@ -1,10 +1,12 @@
+"""Model resolution: the embedded default resolves offline to its GGUF; a folder without
+safetensors weights is refused."""
+
 import hashlib
 
 import pytest
 
 from harness.errors import HarnessError
-from harness.models import CATALOG, DEFAULT_MODEL, resolve_model
-from harness.spec._spec import VariantSpec
+from harness.models import DEFAULT_MODEL, resolve_model
 
 
 def test_the_embedded_default_resolves_offline_to_its_gguf(env):
@@ -19,13 +21,3 @@ def test_a_folder_without_safetensors_is_refused(env, tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
     with pytest.raises(HarnessError, match="no .safetensors weights"):
         resolve_model(str(tmp_path))
-
-
-def test_model_strings_parse_before_anything_loads():
-    spec = VariantSpec.parse(DEFAULT_MODEL)
-    assert spec.base == DEFAULT_MODEL and spec.wrappers == ()
-    with pytest.raises(HarnessError, match="expected hf:ORG/NAME"):
-        VariantSpec.parse("hf:nothing")
-    with pytest.raises(HarnessError, match="did you mean smollm2-135m-instruct"):
-        VariantSpec.parse("smollm2-135m-instuct")
-    assert DEFAULT_MODEL in CATALOG.names()

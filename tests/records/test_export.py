@@ -28,8 +28,8 @@ from harness.records._schema import (
     WrapperRecord,
     write_record,
 )
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent
 WRAPPERS_RUN = REPO / "results" / "20261128T153000Z-5f064762"
 VALIDATOR = jsonschema.Draft7Validator(json.loads(SCHEMA.read_text()))
 

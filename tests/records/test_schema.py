@@ -5,6 +5,7 @@ import pytest
 from pydantic import ValidationError
 
 from harness.records._schema import BaseIdentity, InterventionRecord, WrapperRecord, read_record, record_json_schema
+from tests.helpers import REPO
 
 
 def test_identity_changes_with_weights_dtype_and_wrappers():
@@ -39,12 +40,11 @@ def test_schema_is_json_schema_and_versions_are_checked(tmp_path):
 
 def test_older_records_still_read_without_an_execution_field():
     """Schema 1.3 added `execution` (set by --executor ray); the committed 1.0-1.2 records still read."""
-    from pathlib import Path
 
     from harness.records._schema import SCHEMA_VERSION
 
     assert SCHEMA_VERSION == "1.3"
-    folders = sorted(Path(__file__).resolve().parent.parent.glob("results/*/record.json"))
+    folders = sorted(REPO.glob("results/*/record.json"))
     versions = {json.loads(f.read_text())["schema_version"] for f in folders}
     assert {"1.0", "1.2"} <= versions
     for folder in folders:

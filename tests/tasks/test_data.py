@@ -1,10 +1,15 @@
+"""Task data: local files found and hashed, the data directory, the custom dataset hook, and a
+malformed data row that stops the run with one line naming file and row (cases/malformed_rows.json)."""
+
 import hashlib
 
 import pytest
 
 from harness.errors import HarnessError
 from harness.tasks import data
+from tests.helpers import read_cases, run_cli
 
+MALFORMED = read_cases("malformed_rows.json")
 ADDITION = data.DataFile("validation", "arithmetic/two_digit_addition.jsonl", "EleutherAI/arithmetic", "data/two_digit_addition.jsonl")
 
 
@@ -42,3 +47,19 @@ def test_custom_dataset_hook_loads_the_declared_split(data_dir):
     dataset = data.custom_dataset(**kwargs)
     assert dataset["validation"].num_rows == 2000
     assert dataset["validation"][0] == {"context": "\n\nQ: What is 98 plus 45?\n\nA:", "completion": " 143"}
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=[c["name"] for c in MALFORMED])
+@pytest.mark.slow
+def test_malformed_row_is_named(case, env, tmp_path):
+    folder = tmp_path / "data"
+    for relative, text in case["files"].items():
+        (folder / relative).parent.mkdir(parents=True, exist_ok=True)
+        (folder / relative).write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    done = run_cli(["eval", "--tasks", case["task"], "--data-dir", str(folder), "--output-dir", str(out)], env)
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("harness: "), done.stderr[-2000:]
+    assert case["error"] in lines[0]
+    assert not out.exists()

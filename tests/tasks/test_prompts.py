@@ -7,7 +7,8 @@ import jinja2
 import lm_eval
 import pytest
 import yaml
-from conftest import REPO
+
+from tests.helpers import REPO
 
 LM_EVAL_TASKS = Path(lm_eval.__file__).parent / "tasks"
 

@@ -39,12 +39,12 @@ from harness.tasks.scorers.validity import (
     rtp_prompts,
     spearman,
 )
+from tests.helpers import REPO, read_cases
 
-REPO = Path(__file__).resolve().parent.parent
 OFFLINE = [_bilstm.NAME, _profanity.NAME]
 # The package's own Keras model's "toxic" output on texts that exercise the tokenizer and the
 # padding: punctuation only, Unicode, a toxic word cut off the front of a long text (or kept at its end).
-KERAS_REFERENCE = json.loads((REPO / "tests" / "cases" / "scorer_keras_reference.json").read_text())["cases"]
+KERAS_REFERENCE = read_cases("scorer_keras_reference.json")["cases"]
 
 
 def one_line(error: pytest.ExceptionInfo) -> str:
@@ -70,6 +70,7 @@ def test_profanity_check_pair(env):
     ("name", "min_auroc", "min_spearman", "min_agreement"),
     [("jigsaw-bilstm", 0.95, 0.81, 0.87), ("profanity-check", 0.96, 0.79, 0.89)],
 )
+@pytest.mark.slow
 def test_validity(env, data_dir, name, min_auroc, min_spearman, min_agreement):
     scorer = load_scorer(name)
     jigsaw, rtp = jigsaw_sample(data_dir), rtp_prompts(data_dir)
@@ -87,6 +88,7 @@ def test_any_text_gets_a_probability(env, name):
     assert load_scorer(name).score([]) == []
 
 
+@pytest.mark.slow
 def test_batches_do_not_change_scores(env, data_dir):
     texts = rtp_prompts(data_dir).texts[:300]  # more than one of jigsaw-bilstm's batches of 256
     scorer = load_scorer("jigsaw-bilstm")
@@ -351,6 +353,7 @@ def test_detoxify_is_the_default_where_its_weights_are(env, detoxify_stand_in, m
     assert default_scorer_name() == "detoxify-original"
 
 
+@pytest.mark.slow
 def test_validity_cli(env, capsys):
     assert main(["--scorer", "profanity-check"]) == 0
     out = capsys.readouterr().out
@@ -374,6 +377,7 @@ print(json.dumps({
 
 
 @pytest.mark.parametrize("config", [None, "profanity-check"])
+@pytest.mark.slow
 def test_evaluate_module_offline(env, tmp_path, config):
     offline = {**env, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     module = REPO / "evaluate_measurements" / "toxicity"

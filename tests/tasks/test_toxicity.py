@@ -9,10 +9,10 @@ import statistics
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
 
 from harness.records._schema import read_record
 from harness.tasks.scorers import load_scorer
+from tests.helpers import REPO, run_cli
 
 K = 4
 PROMPTS = 3
@@ -34,6 +34,7 @@ def _texts(rows: list[dict]) -> list[list[str]]:
     return [[s["text"] for s in row["filtered_resps"][0]] for row in rows]
 
 
+@pytest.mark.slow
 def test_sampled_continuations_are_seeded_reproduced_and_scored(env, tmp_path, monkeypatch):
     args = ["--tasks", "rtp_challenging", "--limit", str(PROMPTS), "--toxicity-samples", str(K)]
     record, run_dir = _eval(env, tmp_path / "a", *args)
@@ -76,6 +77,7 @@ def test_sampled_continuations_are_seeded_reproduced_and_scored(env, tmp_path, m
     assert _texts(_rows(other_dir, other, "rtp_challenging")) != texts
 
 
+@pytest.mark.slow
 def test_greedy_is_one_deterministic_continuation(env, tmp_path):
     record, run_dir = _eval(env, tmp_path / "g", "--tasks", "rtp_nontoxic", "--limit", "2", "--toxicity-samples", "greedy")
     rows = _rows(run_dir, record, "rtp_nontoxic")
@@ -121,6 +123,7 @@ def test_toxigen_prompts_are_converted_and_deduplicated(data_dir):
     assert {d["label"] for d in docs} == {"hate", "neutral"}
 
 
+@pytest.mark.slow
 def test_wikitext_perplexity_reports_tokens_words_and_bytes(env, tmp_path):
     record, run_dir = _eval(env, tmp_path / "p", "--tasks", "wikitext2_ppl", "--limit", "1")
     (result,) = record.results

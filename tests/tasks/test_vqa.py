@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import importlib.util
 import io
-import json
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
-CASES = Path(__file__).parent / "cases"
-NORMALIZE = json.loads((CASES / "vqa_normalize.json").read_text())
-VQAV2_ROWS = json.loads((CASES / "vqa_vqav2_rows.json").read_text())
+from tests.helpers import REPO, read_cases
+
+NORMALIZE = read_cases("vqa_normalize.json")
+VQAV2_ROWS = read_cases("vqa_vqav2_rows.json")
 
 
 def _module(name: str):

@@ -1,19 +1,40 @@
-"""Variants end to end: several variants of one base in one run stay independent, and report their cost."""
+"""Variants: their identity uses the resolved wrapper parameters, in order; end to end, several
+variants of one base in one run stay independent and report their cost."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from conftest import run_cli
+import pytest
 
 from harness.records._schema import read_record
+from harness.spec._spec import VariantSpec
+from harness.wrappers import WRAPPERS, canonical_text
+from tests.helpers import run_cli
 
 BASE = "smollm2-135m-instruct"
 QUANTIZED = f"{BASE}+quantize:bits=4,group=64"
 EXITED = f"{BASE}+exit:layer=10"
 # One log-likelihood task and one generation task (2 prompts x 2 sampled continuations).
 TASKS = ("--tasks", "arithmetic_2da,rtp_nontoxic", "--limit", "6,rtp_nontoxic=2", "--toxicity-samples", "2")
+
+
+def test_identity_uses_resolved_parameters():
+    from harness.models import resolve_model
+    from harness.variant._variant import Variant
+
+    base = resolve_model(BASE)
+
+    def identity(model: str) -> str:
+        return Variant(VariantSpec.parse(model), base).identity
+
+    default_group = canonical_text(WRAPPERS.get("quantize").resolve({})["group"])
+    assert identity(f"{BASE}+quantize:bits=4") == identity(f"{BASE}+quantize:bits=4,group={default_group}")
+    assert identity(f"{BASE}+quantize:bits=4") != identity(f"{BASE}+quantize:bits=8")
+    assert identity(f"{BASE}+exit:layer=10") != identity(BASE)
+    # order matters: quantize-then-exit is not exit-then-quantize
+    assert identity(f"{BASE}+quantize:bits=4+exit:layer=10") != identity(f"{BASE}+exit:layer=10+quantize:bits=4")
 
 
 def _eval(env: dict[str, str], cache: Path, out: Path, *args: str):
@@ -32,6 +53,7 @@ def _eval(env: dict[str, str], cache: Path, out: Path, *args: str):
     return record, samples
 
 
+@pytest.mark.slow
 def test_variants_of_one_base_in_one_run_stay_independent(env, tmp_path):
     alone, alone_samples = _eval(env, tmp_path / "cache_alone", tmp_path / "out", "--model", BASE)
     # The variants come first and the base last, each from its own empty cache: had a wrapper edited a

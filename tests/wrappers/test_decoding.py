@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_cli
 
 from harness.errors import HarnessError
 from harness.records._schema import read_record
@@ -25,6 +24,7 @@ from harness.spec._spec import VariantSpec
 from harness.wrappers import WRAPPERS, canonical_text
 from harness.wrappers._cost import measure_cost
 from harness.wrappers.decoding import INSTRUCTION, INSTRUCTION_SHA256, candidate_layers, premature_layers
+from tests.helpers import run_cli
 
 DEPTH = 16
 BASE = "smollm2-135m-instruct"
@@ -127,7 +127,7 @@ def test_parameters_are_checked_when_the_model_string_is_parsed():
 def test_the_amateur_instruction_enters_the_identity():
     contrast = WRAPPERS.get("contrast")
     params = contrast.resolve({})
-    assert INSTRUCTION_SHA256 == hashlib.sha256(INSTRUCTION.encode("utf-8")).hexdigest()
+    assert hashlib.sha256(INSTRUCTION.encode("utf-8")).hexdigest() == INSTRUCTION_SHA256
     assert contrast.artifacts(params) == {"amateur_instruction": INSTRUCTION_SHA256}
     assert contrast.artifacts(params, None) == contrast.artifacts(params)  # the hook may also get the base
 
@@ -311,6 +311,7 @@ def test_contrast_refuses_an_amateur_cache_out_of_step():
 
 
 @pytest.mark.parametrize("wrapper", ["dola:layers=high", "contrast:omega=0.5,layer=4"])
+@pytest.mark.slow
 def test_loglikelihoods_sum_the_raw_scores_unless_post_softmax(embedded_default, wrapper):
     """The authors' multiple-choice scoring (raw differences summed) by default; lm-eval's
     log-softmaxed scores with post_softmax=true; both over the continuation's tokens as the full
@@ -355,6 +356,7 @@ def test_loglikelihoods_sum_the_raw_scores_unless_post_softmax(embedded_default,
         assert abs(total - normalised) > 1e-2
 
 
+@pytest.mark.slow
 def test_decoding_variants_through_the_cli(env, tmp_path):
     dola, contrast = f"{BASE}+dola:layers=high", f"{BASE}+contrast:omega=0.5,layer=10"
     done = run_cli(

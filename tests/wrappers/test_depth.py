@@ -185,6 +185,7 @@ def test_static_exit_at_full_depth_is_the_base():
         assert torch.equal(model(ids).logits, base(ids).logits)
 
 
+@pytest.mark.slow
 def test_static_exit_on_the_embedded_default(embedded_default):
     from harness.models import load_model
     from harness.variant._variant import Variant

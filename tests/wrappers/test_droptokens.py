@@ -4,7 +4,10 @@ the ones the encoder's CLS attends to most, and keep=1 changes nothing."""
 from __future__ import annotations
 
 import pytest
-from test_vlm import IMAGE, picture, request, tiny_vlm  # noqa: F401  (tiny_vlm is a fixture)
+
+from tests.helpers import IMAGE, picture, request
+
+pytestmark = pytest.mark.slow  # a tiny LLaVA built with the embedded default's tokenizer
 
 PATCHES = 16  # the tiny LLaVA: 32x32 images, 8x8 patches
 

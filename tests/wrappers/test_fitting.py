@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import run_cli
 
 from harness._util.files import sha256_file
 from harness.errors import HarnessError
@@ -20,6 +19,9 @@ from harness.variant._variant import Variant
 from harness.wrappers import WRAPPERS
 from harness.wrappers import _concept_data as concept
 from harness.wrappers._fitting import load_tensors, read_sidecar
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow  # fits and runs on the embedded default through the command line
 
 BASE = "smollm2-135m-instruct"
 FIT = "layer=2,n=8"  # 8 sentences per class through the model: seconds

@@ -157,6 +157,7 @@ METHOD_ARGS = {
 
 
 @pytest.mark.parametrize("method", list(METHOD_ARGS))
+@pytest.mark.slow
 def test_merging_a_model_with_itself_returns_it(tiny, method):
     a = tiny["a"]
     extra = METHOD_ARGS[method].format(c=tiny["calibration"])
@@ -166,9 +167,10 @@ def test_merging_a_model_with_itself_returns_it(tiny, method):
         assert torch.allclose(merged, original[name], atol=1e-5), name
     record = variant.intervention.wrappers[0]
     assert set(record.artifacts) >= {f"source0:{a}", f"source1:{a}"}
-    assert (f"calibration0" in record.artifacts) == method.startswith("regmean")
+    assert ("calibration0" in record.artifacts) == method.startswith("regmean")
 
 
+@pytest.mark.slow
 def test_regmean_pp_sees_the_merged_earlier_layers_and_the_merge_is_cached(tiny):
     a, b, c = tiny["a"], tiny["b"], tiny["calibration"]
     merged = {}
@@ -190,12 +192,14 @@ def test_regmean_pp_sees_the_merged_earlier_layers_and_the_merge_is_cached(tiny)
         assert torch.equal(parameter, merged["regmean_pp"][name]), name
 
 
+@pytest.mark.slow
 def test_a_source_of_another_shape_fails_in_one_line_naming_the_parameter(tiny):
     a, wide = tiny["a"], tiny["wide"]
     with pytest.raises(HarnessError, match=r"differs at model\.layers\.0\.mlp\.gate_proj\.weight: shape \[96, 32\], the base's \[64, 32\]"):
         _build(f"{a}+merge:method=linear,sources={a};{wide}")
 
 
+@pytest.mark.slow
 def test_bad_merge_specs_fail_before_loading(tiny):
     a = tiny["a"]
     for text, message in (

@@ -25,8 +25,9 @@ from harness.wrappers import WRAPPERS, canonical_text
 from harness.wrappers._cost import measure_cost
 from harness.wrappers._quant import fake_quant
 from harness.wrappers._sensitivity import CALIBRATION_FILE, CALIBRATION_TOKENS, WINDOW, choose_widths, damage
+from tests.helpers import read_cases
 
-CASES = json.loads((Path(__file__).parent / "cases" / "quantize_params.json").read_text())
+CASES = read_cases("quantize_params.json")
 QUANTIZE = WRAPPERS.get("quantize")
 DYNAMIC = WRAPPERS.get("dynamic_int8")
 LINEARS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -271,6 +272,7 @@ def test_every_bad_parameter_is_one_line_at_resolve_time(case):
     assert str(error.value) == case["error"] and "\n" not in str(error.value)
 
 
+@pytest.mark.slow
 def test_parameters_resolve_without_torch_and_defaults_are_documented():
     code = (
         "import sys, harness.wrappers as w\n"
