@@ -135,7 +135,7 @@ def test_two_variants_never_share_a_cache_entry(env, tmp_path, models_dir):
     assert by_variant[other.identity].requests_computed == 6  # never the default's
     default_ll = [row["resps"][0][0][0] for row in _samples(run_dir, by_variant[default.identity])]
     other_ll = [row["resps"][0][0][0] for row in _samples(run_dir, by_variant[other.identity])]
-    assert all(abs(a - b) > 1e-3 for a, b in zip(default_ll, other_ll))
+    assert all(abs(a - b) > 1e-3 for a, b in zip(default_ll, other_ll, strict=True))
 
     keys = {}
     for identity in (default.identity, other.identity):

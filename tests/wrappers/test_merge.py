@@ -63,7 +63,7 @@ def test_regmean_recovers_the_least_squares_solution_of_a_toy_regression():
     weights = [torch.randn(2, 5, dtype=torch.float64) for _ in xs]
     merged, _ = solve(weights, [x.T @ x for x in xs], alpha=1.0)
     inputs = torch.cat(xs)
-    targets = torch.cat([x @ w.T for x, w in zip(xs, weights)])
+    targets = torch.cat([x @ w.T for x, w in zip(xs, weights, strict=True)])
     closed = torch.linalg.lstsq(inputs, targets).solution.T
     assert torch.allclose(merged, closed, atol=1e-9)
 
