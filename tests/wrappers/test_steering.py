@@ -1,7 +1,7 @@
 """Steering wrappers (eigenshift, meandiff) apply exactly the edit they claim, and nothing else.
 
 Tiny random Llamas built in memory, with artifacts written here from the model's own LM head (the
-fits need real text and a real model: tests/test_fitting.py fits meandiff on the embedded default).
+fits need real text and a real model: tests/wrappers/test_fitting.py fits meandiff on the embedded default).
 """
 
 from __future__ import annotations
