@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
 export HARNESS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: setup eval test chromium docs
+.PHONY: setup eval test test-fast chromium docs
 
 setup: $(VENV)/.installed
 
@@ -43,3 +43,7 @@ docs: setup
 
 test: setup chromium docs
 	$(BIN)/python -m pytest
+
+# The fast tier: the suite without the tests marked slow (pyproject.toml), about 2 minutes on 2 cores.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"

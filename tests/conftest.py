@@ -1,17 +1,15 @@
-"""Shared fixtures: the offline data, one model cache per session, a fresh request cache per test."""
+"""Shared fixtures (the offline data, one model cache per session, a fresh request cache per test, a
+tiny vision-language model) and the rule that a skipped test fails the run."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-HARNESS = [sys.executable, "-m", "harness"]
+from tests.helpers import REPO, tiny_llava
 
 
 def _data_dir() -> Path:
@@ -71,8 +69,40 @@ def embedded_default(monkeypatch, tmp_path, data_dir, models_dir):
     return resolved
 
 
-def run_cli(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*HARNESS, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
+@pytest.fixture
+def tiny_vlm(embedded_default, tmp_path) -> Path:
+    """A tiny randomly initialised LLaVA with the embedded default's tokenizer, saved as a folder."""
+    from harness.models import float_folder
+
+    return tiny_llava(tmp_path / "tiny-llava", float_folder(embedded_default))
+
+
+# No skipped test counts as a pass: a skip (of a test, in its fixtures, or of a whole module) is
+# reported as a failure, so a run that skipped something cannot come out green.
+SKIP_FAILS = "a skip fails this suite (install what the test needs, see the README): "
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    return longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = SKIP_FAILS + _skip_reason(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector):
+    report = yield
+    if report.skipped:
+        report.outcome = "failed"
+        report.longrepr = SKIP_FAILS + _skip_reason(report)
+    return report
 
 
 def _chromium() -> str:

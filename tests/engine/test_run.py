@@ -1,0 +1,210 @@
+"""End to end on the embedded default: records, cache identity, resume after SIGKILL."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from harness.models import resolve_model
+from harness.records._schema import read_record, record_json_schema
+from tests.helpers import HARNESS, run_cli
+
+pytestmark = pytest.mark.slow  # runs of the embedded default through the command line
+
+
+def _eval(env, out: Path, *args: str):
+    done = run_cli(["eval", *args, "--output-dir", str(out), "--output", "json"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    payload = json.loads(done.stdout)
+    return read_record(Path(payload["record"])), Path(payload["record"]).parent
+
+
+def _samples(run_dir: Path, result) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / result.samples_file).read_text().splitlines()]
+
+
+def _leaf_metrics(record) -> dict:
+    return {(r.variant, r.task): {k: v.value for k, v in r.metrics.items()} for r in record.results}
+
+
+def test_end_to_end_arithmetic_on_the_embedded_default(env, tmp_path):
+    record, run_dir = _eval(env, tmp_path / "out", "--model", "smollm2-135m-instruct", "--tasks", "arithmetic", "--limit", "10")
+
+    raw = json.loads((run_dir / "record.json").read_text())
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (run_dir / "record.json").stat().st_mode & 0o777 == 0o666 & ~umask
+    jsonschema.validate(raw, record_json_schema())
+    assert raw["schema_version"] == "1.3"
+
+    gguf = resolve_model("smollm2-135m-instruct").path
+    (variant,) = record.variants
+    assert variant.intervention.base.weights_sha256 == hashlib.sha256(gguf.read_bytes()).hexdigest()
+    assert variant.load_seconds is not None and variant.load_seconds > 0
+
+    tasks = [r for r in record.results if r.kind == "task"]
+    assert sorted(r.task for r in tasks) == sorted(
+        f"arithmetic_{t}" for t in ["1dc", "2da", "2dm", "2ds", "3da", "3ds", "4da", "4ds", "5da", "5ds"]
+    )
+    for result in tasks:
+        assert 0.0 <= result.metrics["acc"].value <= 1.0
+        assert result.n_samples == 10 and result.requests_computed == 10
+        assert len(result.data_files) == 1 and result.data_files[0].origin == "data_dir"
+        rows = _samples(run_dir, result)
+        assert [row["doc_id"] for row in rows] == list(range(10))
+        for row in rows:
+            assert "doc" not in row and "arguments" not in row  # public form: no dataset text
+            loglikelihood, is_greedy = row["resps"][0][0]
+            assert loglikelihood < 0 and row["acc"] == float(is_greedy)
+            assert len(row["doc_hash"]) == 64
+        assert result.metrics["acc"].value == pytest.approx(sum(r["acc"] for r in rows) / 10)
+    (group,) = [r for r in record.results if r.kind == "group"]
+    assert group.task == "arithmetic"
+    assert group.metrics["acc"].value == pytest.approx(sum(r.metrics["acc"].value for r in tasks) / len(tasks))
+    env_record = record.environment
+    assert env_record.packages["lm_eval"] and env_record.packages["torch"] and env_record.cpu_count >= 1
+    assert record.spec.limit == 10 and record.spec.seed == 1234
+
+
+def test_second_run_is_answered_from_the_cache_without_loading_the_model(env, tmp_path):
+    # xcopa's prompt functions are functools.partial objects: its config hash must not change between processes.
+    args = ("--tasks", "arithmetic_2da,xcopa_it", "--limit", "12")
+    first, _ = _eval(env, tmp_path / "out", *args)
+    # The same spec again, given as a --config file whose limit a flag overrides.
+    config = tmp_path / "run.yaml"
+    config.write_text("model: [smollm2-135m-instruct]\ntasks: [arithmetic_2da, xcopa_it]\nlimit: 99\n")
+    second, _ = _eval(env, tmp_path / "out", "--config", str(config), "--limit", "12")
+    assert second.spec == first.spec
+    assert second.spec_given["limit"] == "12" and second.spec_given["tasks"] == ["arithmetic_2da", "xcopa_it"]
+    assert first.run_id != second.run_id
+    assert _leaf_metrics(first) == _leaf_metrics(second)
+    assert [r.config_hash for r in first.results] == [r.config_hash for r in second.results]
+    computed = {r.task: r.requests_computed for r in first.results}
+    assert computed == {"arithmetic_2da": 12, "xcopa_it": 24}  # one request per choice
+    assert all(r.requests_computed == 0 and r.requests_cached == computed[r.task] for r in second.results)
+    assert second.variants[0].load_seconds is None  # the model was never built
+    assert second.variants[0].cost == first.variants[0].cost is not None  # its cost kept in the cache
+    assert not (tmp_path / "out" / ".incomplete").exists() or not any((tmp_path / "out" / ".incomplete").iterdir())
+
+    table = run_cli(["eval", *args, "--output-dir", str(tmp_path / "out")], env)
+    assert table.returncode == 0
+    assert "arithmetic_2da" in table.stdout and "record: " in table.stdout
+
+
+def _tiny_llama(folder: Path, tokenizer_source: Path) -> Path:
+    """A randomly initialised two-layer llama with the embedded default's tokenizer."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=49152,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_source).save_pretrained(folder)
+    return folder
+
+
+def test_two_variants_never_share_a_cache_entry(env, tmp_path, models_dir):
+    base, _ = _eval(env, tmp_path / "out", "--tasks", "arithmetic_2da", "--limit", "6")
+    tiny = _tiny_llama(tmp_path / "tiny", next(models_dir.glob("gguf-*")))
+    record, run_dir = _eval(
+        env, tmp_path / "out", "--model", "smollm2-135m-instruct", "--model", str(tiny), "--tasks", "arithmetic_2da", "--limit", "6"
+    )
+    default, other = record.variants
+    assert default.identity == base.variants[0].identity != other.identity
+    by_variant = {r.variant: r for r in record.results}
+    assert by_variant[default.identity].requests_cached == 6  # its own earlier answers
+    assert by_variant[other.identity].requests_computed == 6  # never the default's
+    default_ll = [row["resps"][0][0][0] for row in _samples(run_dir, by_variant[default.identity])]
+    other_ll = [row["resps"][0][0][0] for row in _samples(run_dir, by_variant[other.identity])]
+    assert all(abs(a - b) > 1e-3 for a, b in zip(default_ll, other_ll, strict=True))
+
+    keys = {}
+    for identity in (default.identity, other.identity):
+        db = Path(env["HARNESS_CACHE_DIR"]) / "requests" / f"{identity}.sqlite"
+        with sqlite3.connect(db) as conn:
+            keys[identity] = {k for (k,) in conn.execute("SELECT key FROM results")}
+    assert len(keys[default.identity]) == 6 and len(keys[other.identity]) == 6
+    assert not keys[default.identity] & keys[other.identity]
+
+
+def test_a_killed_run_resumes_and_matches_an_uninterrupted_one(env, tmp_path, models_dir):
+    args = [
+        "eval",
+        "--tasks",
+        "arithmetic_2da,arithmetic_2ds,arithmetic_3da",
+        "--limit",
+        "60",
+        "--batch-size",
+        "2",
+        "--output-dir",
+        str(tmp_path / "out"),
+        "--output",
+        "json",
+    ]
+    requests_db = Path(env["HARNESS_CACHE_DIR"]) / "requests"
+    proc = subprocess.Popen([*HARNESS, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done_before_kill = 0
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        dbs = list(requests_db.glob("*.sqlite"))
+        if dbs:
+            try:
+                with sqlite3.connect(dbs[0], timeout=1) as conn:
+                    done_before_kill = conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+            except sqlite3.OperationalError:
+                done_before_kill = 0
+            if done_before_kill >= 32:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert 32 <= done_before_kill < 180
+    assert not [p for p in (tmp_path / "out").glob("*") if p.name != ".incomplete"], "a killed run publishes nothing"
+
+    resumed_run = run_cli(args, env)
+    assert resumed_run.returncode == 0, resumed_run.stderr[-3000:]
+    resumed = read_record(Path(json.loads(resumed_run.stdout)["record"]))
+    assert sum(r.requests_cached for r in resumed.results if r.kind == "task") >= done_before_kill
+    assert sum(r.requests_computed for r in resumed.results if r.kind == "task") == 180 - sum(
+        r.requests_cached for r in resumed.results if r.kind == "task"
+    )
+
+    fresh = tmp_path / "fresh-cache"
+    fresh.mkdir()
+    (fresh / "models").symlink_to(models_dir, target_is_directory=True)
+    uninterrupted = run_cli(
+        [*args[:-4], "--output-dir", str(tmp_path / "out2"), "--output", "json"], {**env, "HARNESS_CACHE_DIR": str(fresh)}
+    )
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    reference = read_record(Path(json.loads(uninterrupted.stdout)["record"]))
+    assert all(r.requests_cached == 0 for r in reference.results if r.kind == "task")
+    assert _leaf_metrics(resumed) == _leaf_metrics(reference)
+
+
+def test_per_task_limits(env, tmp_path):
+    record, run_dir = _eval(env, tmp_path / "out", "--tasks", "arithmetic_2da,arithmetic_2ds", "--limit", "3,arithmetic_2ds=1")
+    counts = {r.task: r.n_samples for r in record.results}
+    assert counts == {"arithmetic_2da": 3, "arithmetic_2ds": 1}
+    assert record.spec.limit == 3 and record.spec.limit_per_task == {"arithmetic_2ds": 1}
+    rows = _samples(run_dir, next(r for r in record.results if r.task == "arithmetic_2da"))
+    assert [row["doc_id"] for row in rows] == [0, 1, 2]
