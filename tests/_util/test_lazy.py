@@ -1,0 +1,29 @@
+"""The lazy public API: `import harness` imports neither torch nor lm-eval, and a name is the same
+object on every access (it once was a module first and a function after)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def _imported_after(code: str) -> set[str]:
+    probe = f"import sys\n{code}\nprint(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lm_eval', 'transformers', 'numpy'))))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
+    return set(done.stdout.split())
+
+
+def test_import_harness_imports_no_torch_lm_eval_transformers_or_numpy():
+    assert _imported_after("import harness") == set()
+    assert _imported_after("import harness.lm, harness.engine, harness.spec, harness.wrappers") == set()
+
+
+def test_a_public_name_is_the_same_object_on_every_access():
+    import harness
+    from harness.engine._run import run
+
+    assert harness.run is run
+    from harness import run as again
+
+    assert again is run and callable(again)
+    assert sorted(dir(harness)) == sorted(harness.__all__)
