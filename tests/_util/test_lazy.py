@@ -8,7 +8,8 @@ import sys
 
 
 def _imported_after(code: str) -> set[str]:
-    probe = f"import sys\n{code}\nprint(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'lm_eval', 'transformers', 'numpy'))))"
+    heavy = "('torch', 'lm_eval', 'transformers', 'numpy')"
+    probe = f"import sys\n{code}\nprint(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in {heavy})))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     return set(done.stdout.split())
 
