@@ -191,7 +191,8 @@ def test_regmean_divides_each_sources_gram_by_its_token_count(alpha):
 def test_with_equal_token_counts_the_two_gram_forms_agree():
     base, sources = _toy_sources(depth=1)
     first, second = _toy_rows()
-    rows = [first, second[:2]]  # 10 tokens each, from different parts of the vocabulary
+    # 10 tokens each, from different parts of the vocabulary, in 2 rows of 5 and in 5 rows of 2
+    rows = [first, second.flatten()[:10].view(5, 2)]
     forms = [_merged(regmean, base, sources, rows, 0.5, normalise=n).model.layers[0].proj.weight for n in (True, False)]
     torch.testing.assert_close(forms[0], forms[1], atol=1e-6, rtol=1e-6)
 
