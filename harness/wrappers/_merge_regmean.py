@@ -1,12 +1,15 @@
 """RegMean and RegMean++: merge each linear layer by the closed-form solution of a regression.
 
 RegMean (Jin et al., 2023): for a linear layer y = x W^T, the merged W minimises
-sum_i ||X_i W^T - X_i W_i^T||^2 over each source's inputs X_i to that layer, so
-W^T = (sum_i G_i)^-1 sum_i G_i W_i^T with G_i = X_i^T X_i. The off-diagonal entries of each G_i
-are scaled by `alpha` (MergeBench's 0.5) before the sum, which shrinks the solution towards the
-plain average (alpha 0 gives the diagonal-weighted average). The solve is a Cholesky solve in
-float64; when sum_i G_i is not positive definite (an input direction no source's data reaches)
-the pseudo-inverse is used instead, and counted.
+sum_i ||X_i W^T - X_i W_i^T||^2 / n_i over each source's n_i inputs X_i to that layer, so
+W^T = (sum_i G_i)^-1 sum_i G_i W_i^T with G_i = X_i^T X_i / n_i, each source's Gram matrix divided
+by its number of token positions as the paper's code and MergeBench's do (a running mean), so that
+a source with more calibration tokens does not weigh more. `gram=sum` keeps the plain sums
+X_i^T X_i instead: a deviation kept for comparison (harness's merge reference run used it). The
+off-diagonal entries of each G_i are scaled by `alpha` (MergeBench's 0.5) before the sum, which
+shrinks the solution towards the plain average (alpha 0 gives the diagonal-weighted average). The
+solve is a Cholesky solve in float64; when sum_i G_i is not positive definite (an input direction
+no source's data reaches) the pseudo-inverse is used instead, and counted.
 
 RegMean++ (Nguyen et al., 2025): the same, layer by layer, with the inputs of layer l taken from the
 partially merged model: source i's calibration data passes through the merged layers 0..l-1, then
@@ -40,7 +43,7 @@ def solve(weights: list[torch.Tensor], grams: list[torch.Tensor], alpha: float) 
     `grams` (in x in); and whether the pseudo-inverse had to be used."""
     scaled = [scale_off_diagonal(g.double(), alpha) for g in grams]
     total = sum(scaled)
-    right = sum(g @ w.double().T for g, w in zip(scaled, weights))
+    right = sum(g @ w.double().T for g, w in zip(scaled, weights, strict=True))
     factor, info = torch.linalg.cholesky_ex(total)
     if int(info) == 0:
         merged = torch.cholesky_solve(right, factor)
@@ -56,11 +59,13 @@ def linear_layers(module: nn.Module) -> dict[str, nn.Linear]:
 
 
 @contextmanager
-def gram_hooks(module: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
-    """While inside, every forward adds X^T X of each linear layer's input (all positions but
-    padding, which calibration rows do not have) to the yielded dict, by the layer's name; layers
-    fed the same tensor (q, k, v) share one product."""
+def gram_hooks(module: nn.Module, normalise: bool) -> Iterator[dict[str, torch.Tensor]]:
+    """While inside, every forward adds X^T X of each linear layer's input (all positions: the
+    calibration rows have no padding) to the yielded dict, by the layer's name; layers fed the same
+    tensor (q, k, v) share one product. On leaving, if `normalise`, each sum is divided by the
+    number of positions it covers (the Gram matrix per token, as the paper has it)."""
     grams: dict[str, torch.Tensor] = {}
+    positions: dict[str, int] = {}
     last: list[Any] = [None, None]  # the latest input and its product (q, k and v are called in a row)
     handles = []
 
@@ -71,6 +76,7 @@ def gram_hooks(module: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
                 flat = x.detach().reshape(-1, x.shape[-1]).float()
                 last[0], last[1] = x, flat.T @ flat
             grams[name] = grams[name] + last[1] if name in grams else last[1].clone()
+            positions[name] = positions.get(name, 0) + x[..., 0].numel()
 
         return record
 
@@ -78,6 +84,9 @@ def gram_hooks(module: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
         handles.append(layer.register_forward_hook(hook(name)))
     try:
         yield grams
+        if normalise:
+            for name in grams:
+                grams[name] = grams[name] / positions[name]
     finally:
         last[0] = last[1] = None
         for handle in handles:
@@ -121,11 +130,13 @@ def _output(result: Any) -> torch.Tensor:
 
 
 @torch.no_grad()
-def regmean(model: nn.Module, models: list[nn.Module], rows: list[torch.Tensor], alpha: float, batch: int) -> dict[str, Any]:
+def regmean(
+    model: nn.Module, models: list[nn.Module], rows: list[torch.Tensor], alpha: float, batch: int, normalise: bool
+) -> dict[str, Any]:
     """RegMean: each source's Grams from its own forward passes, then every layer merged."""
     grams = []
-    for source, source_rows in zip(models, rows):
-        with gram_hooks(_decoder(source).layers) as found:
+    for source, source_rows in zip(models, rows, strict=True):
+        with gram_hooks(_decoder(source).layers, normalise) as found:
             for chunk in _batches(source_rows, batch):
                 _decoder(source)(input_ids=chunk, use_cache=False)
         grams.append(found)
@@ -160,7 +171,9 @@ def _layer_inputs(decoder: Any, chunk: torch.Tensor) -> tuple[torch.Tensor, list
 
 
 @torch.no_grad()
-def regmean_pp(model: nn.Module, models: list[nn.Module], rows: list[torch.Tensor], alpha: float, batch: int) -> dict[str, Any]:
+def regmean_pp(
+    model: nn.Module, models: list[nn.Module], rows: list[torch.Tensor], alpha: float, batch: int, normalise: bool
+) -> dict[str, Any]:
     """RegMean++: layer by layer, each source's data reaching layer l through the merged layers
     before it and through its own layer l, whose linear inputs give that layer's Grams."""
     decoder = _decoder(model)
@@ -168,9 +181,9 @@ def regmean_pp(model: nn.Module, models: list[nn.Module], rows: list[torch.Tenso
     fallbacks = 0
     for index, layer in enumerate(decoder.layers):
         grams = []
-        for source, chunks in zip(models, states):
+        for source, chunks in zip(models, states, strict=True):
             own = _decoder(source).layers[index]
-            with gram_hooks(own) as found:
+            with gram_hooks(own, normalise) as found:
                 for hidden, arguments in chunks:
                     own(hidden, **arguments[index])
             grams.append(found)

@@ -13,9 +13,11 @@ Methods (tensor arithmetic in harness.wrappers._merge_methods, RegMean in _merge
 - `dare`: drop task-vector entries with probability `p` (0.9, the DARE paper's), rescale by 1/(1-p),
   seeded by `seed`; then `dare_base=task_arithmetic` (default) or `ties` on the result;
 - `regmean`, `regmean_pp`: per linear layer of the decoder, the regression merge on each source's
-  own data (`calibration_examples`, default 256, packed into 128-token rows), off-diagonals of the
-  Gram matrices scaled by `alpha` (0.5, MergeBench's); RegMean++ layer by layer through the
-  partially merged model. Other decoder parameters averaged; embeddings and head the base's.
+  own data (`calibration_examples`, default 256, packed into 128-token rows), each source's Gram
+  matrices divided by its token count (`gram=mean`, the paper's and MergeBench's; `gram=sum`, the
+  plain sums, is a deviation kept for comparison), off-diagonals scaled by `alpha` (0.5,
+  MergeBench's); RegMean++ layer by layer through the partially merged model. Other decoder
+  parameters averaged; embeddings and head the base's.
 
 Identity: the variant's intervention record lists each source's weight sha256 and, for RegMean,
 the sha256 of each source's calibration texts; with the method's parameters (DARE's seed among
@@ -39,6 +41,7 @@ from harness.wrappers._merge_sources import calibration_texts, load_weights, res
 
 METHODS = ("linear", "task_arithmetic", "ties", "dare", "regmean", "regmean_pp")
 REGMEAN = ("regmean", "regmean_pp")
+GRAMS = ("mean", "sum")
 DEFAULT_LAM = {"task_arithmetic": 0.4, "ties": 1.0}
 ROW_TOKENS = 128
 CALIBRATION_BATCH = 8
@@ -88,7 +91,7 @@ def _lam(params: dict[str, Any]) -> float:
 def _calibration(params: dict[str, Any]) -> list[list[str]]:
     sources = split_list(params["sources"])
     files = split_list(params["calibration"]) or [""] * len(sources)
-    return [calibration_texts(s, f, params["calibration_examples"]) for s, f in zip(sources, files)]
+    return [calibration_texts(s, f, params["calibration_examples"]) for s, f in zip(sources, files, strict=True)]
 
 
 def _artifacts(params: dict[str, Any]) -> dict[str, str]:
@@ -113,6 +116,13 @@ def _artifacts(params: dict[str, Any]) -> dict[str, str]:
         Param("dare_base", str, "task_arithmetic", "dare: what merges the rescaled vectors", choices=("task_arithmetic", "ties")),
         Param("seed", int, 0, "dare: the seed of the drop masks"),
         Param("alpha", float, 0.5, "regmean: scale of the Gram matrices' off-diagonal entries", minimum=0.0, maximum=1.0),
+        Param(
+            "gram",
+            str,
+            "mean",
+            "regmean: each source's X^T X divided by its token count (mean: the paper's) or not (sum: a deviation kept for comparison)",
+            choices=GRAMS,
+        ),
         Param("calibration_examples", int, 256, "regmean: examples of each source's data", minimum=1),
         Param("calibration", str, None, "regmean: a text file per source (one example per line), ';'-separated; empty for an expert"),
     ),
@@ -146,7 +156,7 @@ def apply_merge(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
 
         rows = [_rows(tokenizer, texts) for texts in _calibration(params)]
         merge = regmean_pp if params["method"] == "regmean_pp" else regmean
-        facts.update(merge(model, models, rows, params["alpha"], CALIBRATION_BATCH))
+        facts.update(merge(model, models, rows, params["alpha"], CALIBRATION_BATCH, normalise=params["gram"] == "mean"))
         facts["calibration_tokens"] = [int(r.numel()) for r in rows]
     else:
         _merge_tensors(model, models, params)

@@ -1,7 +1,9 @@
 """Steering wrappers (eigenshift, meandiff) apply exactly the edit they claim, and nothing else.
 
-Tiny random Llamas built in memory, with artifacts written here from the model's own LM head (the
-fits need real text and a real model: tests/wrappers/test_fitting.py fits meandiff on the embedded default).
+Tiny random Llamas built in memory, with artifacts written here from the model's own LM head; and
+EigenShift's fit end to end on a tiny Llama with SmolLM2's tokenizer, built to say a word the
+scorer finds toxic, on the ToxiGen prompts (tests/wrappers/test_fitting.py fits meandiff on the embedded
+default).
 """
 
 from __future__ import annotations
@@ -164,6 +166,143 @@ def test_eigenshift_k_defaults_to_the_papers_share_and_is_bounded(tmp_path):
     assert applied.extra_flops_per_token == 4 * 1 * HIDDEN
     with pytest.raises(HarnessError, match=r"k=33: the LM head has 32 singular components"):
         _apply(copy.deepcopy(base), "eigenshift:k=33", tmp_path / "a.safetensors")
+
+
+# --- eigenshift: the fit, end to end on a tiny model ----------------------------------------------
+
+TOXIC_WORD = " stupid"  # one token of SmolLM2's tokenizer; jigsaw-bilstm scores it 0.95
+NEUTRAL_WORDS = (" the", " and", " of")  # each scores below 0.05, alone or in a row
+
+
+def _toxic_tiny(folder, tokenizer_folder):
+    """A tiny Llama (untied head) whose argmax is always TOXIC_WORD, with NEUTRAL_WORDS close behind:
+    every input embedding has a large first coordinate, which stays dominant in the final state,
+    and the head reads that coordinate into those four tokens' logits (about 20 for the word, 0.1 x
+    that less for each neutral one, near 0 for the rest); the layers' weights are large enough for
+    the other coordinates to carry the context. So a greedy continuation is the word at every step,
+    a nucleus sample mixes the four, and the final states differ from prompt to prompt."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+        initializer_range=0.15,
+    )
+    model = LlamaForCausalLM(config)
+    ids = [tokenizer(w, add_special_tokens=False)["input_ids"] for w in (TOXIC_WORD, *NEUTRAL_WORDS)]
+    assert all(len(i) == 1 for i in ids)
+    with torch.no_grad():
+        model.model.embed_tokens.weight.normal_(0, 0.3)
+        model.model.embed_tokens.weight[:, 0] = 5.0
+        model.lm_head.weight.normal_(0, 0.02)
+        model.lm_head.weight[:, 0] = 0.0
+        model.lm_head.weight[ids[0][0], 0] = 4.0
+        for (token,) in ids[1:]:
+            model.lm_head.weight[token, 0] = 3.9
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture
+def toxic_tiny(embedded_default, tmp_path):
+    from harness.models import float_folder
+
+    return _toxic_tiny(tmp_path / "toxic-tiny", float_folder(embedded_default))
+
+
+def _variant(model: str):
+    from harness.models import resolve_model
+    from harness.variant._variant import Variant
+
+    spec = VariantSpec.parse(model)
+    return Variant(spec, resolve_model(spec.base))
+
+
+def _fit(loaded, fit: str):
+    from harness.wrappers.steering import fit_eigenshift
+
+    ((_, params),) = VariantSpec.parse(f"{BASE}+eigenshift:{fit}").resolved()
+    return fit_eigenshift(loaded.model, loaded.tokenizer, params)
+
+
+def _last_head_inputs(loaded, prompts: list[str]) -> torch.Tensor:
+    """The LM head's input at each prompt's last position, one prompt at a time (no padding)."""
+    seen = []
+    handle = loaded.model.lm_head.register_forward_hook(lambda m, args, out: seen.append(args[0][0, -1].detach()))
+    with torch.no_grad():
+        for prompt in prompts:
+            loaded.model(loaded.tokenizer(prompt, return_tensors="pt").input_ids)
+    handle.remove()
+    return torch.stack(seen)
+
+
+@pytest.mark.slow  # the embedded default's tokenizer and a real scorer
+def test_eigenshift_fit_is_the_documented_statistic_and_applies_as_the_paper_says(toxic_tiny):
+    from harness.wrappers import _concept_data as concept
+    from harness.wrappers._fitting import load_tensors
+
+    fit = "n=6,tokens=3"
+    loaded = _variant(str(toxic_tiny)).load("cpu")
+    fitted = _fit(loaded, fit)
+    # greedy, every continuation is the toxic word from its first step, so each toxic state is the
+    # head's input at the prompt's last position, as each non-toxic state is
+    assert fitted.info == {
+        "continuations": 6,
+        "toxic_continuations": 6,
+        "toxic_states": 6,
+        "dropped_argmax_differs": 0,
+        "scorer": "jigsaw-bilstm",
+        "nontoxic_states": 6,
+    }
+    weight = loaded.model.lm_head.weight.detach()
+    _, s, vt = torch.linalg.svd(weight, full_matrices=False)
+    assert torch.equal(fitted.tensors["vt"], vt) and torch.equal(fitted.tensors["s"], s)
+    gap = _last_head_inputs(loaded, concept.prompts("toxic", 6)).mean(0) - _last_head_inputs(loaded, concept.prompts("nontoxic", 6)).mean(0)
+    assert gap.abs().max() > 1e-2  # the two means differ well beyond the padding's rounding
+    torch.testing.assert_close(fitted.tensors["delta"], vt @ gap, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(fitted.tensors["delta_repo"], vt.T @ gap, atol=1e-4, rtol=1e-4)
+
+    # the variant fits again on first use (a fresh load, into the cache): the same artifact to the
+    # bit; and applies it
+    variant = _variant(f"{toxic_tiny}+eigenshift:{fit},k=3,alpha=0.25")
+    artifact = load_tensors(variant.artifact_path(0))
+    for name, tensor in fitted.tensors.items():
+        assert torch.equal(artifact[name], tensor), name
+    steered = variant.load("cpu")
+    chosen = torch.argsort(fitted.tensors["delta"], descending=True, stable=True)[:3]
+    assert steered.applied[0][1].info["components"] == chosen.tolist()
+    # the head acts as U S' V^T, S' with the chosen components' singular values times alpha
+    edited = weight.double() - 0.75 * weight.double() @ vt[chosen].double().T @ vt[chosen].double()
+    scaled = s.double().clone()
+    scaled[chosen] *= 0.25
+    torch.testing.assert_close(torch.linalg.svdvals(edited), scaled.sort(descending=True).values, atol=1e-4, rtol=1e-4)
+    ids = loaded.tokenizer("They said the quiet part out loud", return_tensors="pt").input_ids
+    h, before = _head_input_and_logits(loaded.model, ids)
+    _, after = _head_input_and_logits(steered.model, ids)
+    torch.testing.assert_close(after.double(), h.double() @ edited.T, atol=1e-4, rtol=1e-4)
+    assert (after - before).abs().max() > 0.01  # a hundred times the tolerance above
+
+
+@pytest.mark.slow  # the embedded default's tokenizer and a real scorer
+def test_eigenshift_fit_with_samples_is_deterministic_for_a_seed(toxic_tiny):
+    loaded = _variant(str(toxic_tiny)).load("cpu")
+    first, again, other = (_fit(loaded, f"n=4,tokens=4,samples=2,seed={seed}") for seed in (0, 0, 1))
+    for name, tensor in first.tensors.items():
+        assert torch.equal(again.tensors[name], tensor), name
+    assert first.info == again.info
+    # sampled continuations put the toxic word at different steps, so the toxic states differ
+    assert 0 < first.info["toxic_states"] <= 8 and 0 < other.info["toxic_states"] <= 8
+    assert not torch.allclose(first.tensors["delta"], other.tensors["delta"], atol=1e-4)
 
 
 def test_first_toxic_step_is_the_first_token_of_the_word_that_crossed():
