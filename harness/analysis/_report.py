@@ -19,13 +19,16 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness._util.files import atomic_write_text
 from harness.analysis import _curves, _plots
 from harness.analysis._compare import Summary, compare, curve_rows, front_rows, number, table_rows
 from harness.records._runs import Run, load_run
 from harness.records._schema import TaskResult, VariantRecord
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -65,7 +68,7 @@ def _block(value: Any, language: str = "") -> MdText:
     return MdText(f"{fence}{language}\n{text}\n{fence}")
 
 
-def _environment(markdown: bool):
+def _environment(markdown: bool) -> jinja2.Environment:
     import jinja2
 
     if markdown:

@@ -5,7 +5,7 @@
 """
 
 from harness.leaderboard._release import Built, build_release, read_release, release_paths
-from harness.leaderboard._site import build_site
 from harness.leaderboard._schema import Cell, Changelog, Column, Release, Row
+from harness.leaderboard._site import build_site
 
 __all__ = ["Built", "Cell", "Changelog", "Column", "Release", "Row", "build_release", "build_site", "read_release", "release_paths"]

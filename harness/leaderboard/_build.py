@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.analysis import _curves
 from harness._util.files import sha256_json, sha256_text
-from harness.records._runs import Run, load_run, read_rows
+from harness.analysis import _curves
 from harness.analysis._compare import MetricComparison, TaskComparison, _output_of, compare
 from harness.errors import HarnessError
 from harness.leaderboard._schema import (
@@ -30,6 +29,7 @@ from harness.leaderboard._schema import (
     Sweep,
     SweepPoint,
 )
+from harness.records._runs import Run, load_run, read_rows
 from harness.records._schema import InterventionRecord, TaskResult, VariantRecord
 from harness.wrappers import WRAPPERS
 
@@ -78,20 +78,16 @@ class _Measure:
         leaves = _leaf_results(run, result)
         files = sorted({f"{f.split}:{f.path}:{f.sha256}" for r in leaves for f in r.data_files})
         self.data_sha256 = sha256_text("\n".join(files))
-        families = {
-            f.path.split("/", 1)[0] if f.origin == "data_dir" and "/" in f.path else "other"
-            for r in leaves for f in r.data_files
-        }
+        families = {f.path.split("/", 1)[0] if f.origin == "data_dir" and "/" in f.path else "other" for r in leaves for f in r.data_files}
         self.family = families.pop() if len(families) == 1 else "other"
-        counts = [r.n_samples for r in leaves]
-        self.n_samples = result.n_samples if result.n_samples is not None else (
-            sum(counts) if counts and None not in counts else None  # type: ignore[arg-type]
-        )
+        counts = [r.n_samples for r in leaves if r.n_samples is not None]
+        counted = bool(counts) and len(counts) == len(leaves)  # every leaf says how many documents it read
+        self.n_samples = result.n_samples if result.n_samples is not None else (sum(counts) if counted else None)
         self.headline = result.task in run.headline_tasks
 
 
 def _column(result: TaskResult, metric: str, measure: _Measure) -> Column:
-    key = {
+    key: dict[str, Any] = {
         "task": result.task,
         "kind": result.kind,
         "metric": metric,
@@ -135,30 +131,36 @@ def _difference(found: tuple[TaskComparison, MetricComparison] | None) -> Differ
         return None
     task, metric = found
     return Difference(
-        base_value=metric.base, difference=metric.difference, ci_low=metric.interval[0],
-        ci_high=metric.interval[1], n=task.n, base_run=task.base_run,
+        base_value=metric.base,
+        difference=metric.difference,
+        ci_low=metric.interval[0],
+        ci_high=metric.interval[1],
+        n=task.n,
+        base_run=task.base_run,
     )
 
 
 def _lineage(variant: VariantRecord, base_model: str) -> tuple[LineageStep, ...]:
     base = variant.intervention.base
     first = LineageStep(
-        name=base_model, family="base",
+        name=base_model,
+        family="base",
         params={"weights_sha256": base.weights_sha256, "format": base.format, "dtype": base.dtype},
     )
-    return (first, *(
-        LineageStep(name=w.name, family=_wrapper_family(w.name), params=w.params, artifacts=w.artifacts)
-        for w in variant.intervention.wrappers
-    ))
+    return (
+        first,
+        *(
+            LineageStep(name=w.name, family=_wrapper_family(w.name), params=w.params, artifacts=w.artifacts)
+            for w in variant.intervention.wrappers
+        ),
+    )
 
 
 def _base_identity(variant: VariantRecord) -> str:
     return InterventionRecord(base=variant.intervention.base).identity()
 
 
-def _rows(
-    variants: dict[str, VariantRecord], runs_of: dict[str, list[str]], cells: dict[str, dict[str, Cell]]
-) -> tuple[Row, ...]:
+def _rows(variants: dict[str, VariantRecord], runs_of: dict[str, list[str]], cells: dict[str, dict[str, Cell]]) -> tuple[Row, ...]:
     rows = []
     for identity, variant in variants.items():
         base = _base_identity(variant)
@@ -168,12 +170,22 @@ def _rows(
         if wrappers:
             parent = InterventionRecord(base=variant.intervention.base, wrappers=wrappers[:-1]).identity()
             parent = parent if parent in variants else None
-        rows.append(Row(
-            identity=identity, model=variant.model, base=base, base_model=base_model, parent=parent,
-            lineage=_lineage(variant, base_model), base_origin=variant.base_origin,
-            intervention=variant.intervention, cost=variant.cost, applied=variant.applied,
-            runs=tuple(runs_of[identity]), cells=dict(sorted(cells.get(identity, {}).items())),
-        ))
+        rows.append(
+            Row(
+                identity=identity,
+                model=variant.model,
+                base=base,
+                base_model=base_model,
+                parent=parent,
+                lineage=_lineage(variant, base_model),
+                base_origin=variant.base_origin,
+                intervention=variant.intervention,
+                cost=variant.cost,
+                applied=variant.applied,
+                runs=tuple(runs_of[identity]),
+                cells=dict(sorted(cells.get(identity, {}).items())),
+            )
+        )
     # Grouped by base (each base first, then its variants), bases and variants by name.
     return tuple(sorted(rows, key=lambda r: (r.base_model, r.base, r.identity != r.base, r.model, r.identity)))
 
@@ -182,8 +194,11 @@ def _run_ref(run: Run, root: Path) -> RunRef:
     report = run.folder / "report.html"
     env = run.record.environment
     return RunRef(
-        run_id=run.record.run_id, created_at=run.record.created_at, harness_version=env.harness_version,
-        git_commit=env.git_commit, command=run.record.command,
+        run_id=run.record.run_id,
+        created_at=run.record.created_at,
+        harness_version=env.harness_version,
+        git_commit=env.git_commit,
+        command=run.record.command,
         report=Path(os.path.relpath(report.resolve(), root.resolve())).as_posix() if report.is_file() else None,
     )
 
@@ -193,8 +208,12 @@ def _sweeps(runs: Sequence[Run]) -> tuple[Sweep, ...]:
     for run in runs:
         for sweep in _curves.sweeps(run):
             made = Sweep(
-                run=sweep.run, base=sweep.base, base_model=sweep.base_model, wrapper=sweep.wrapper,
-                parameter=sweep.parameter, fixed=sweep.fixed,
+                run=sweep.run,
+                base=sweep.base,
+                base_model=sweep.base_model,
+                wrapper=sweep.wrapper,
+                parameter=sweep.parameter,
+                fixed=sweep.fixed,
                 points=tuple(SweepPoint(variant=p.variant, value=p.value, x=p.x) for p in sweep.points),
             )
             # the same sweep in a later run replaces the earlier one
@@ -202,14 +221,10 @@ def _sweeps(runs: Sequence[Run]) -> tuple[Sweep, ...]:
     return tuple(found.values())
 
 
-def build_content(
-    runs: Sequence[Run], root: Path, normalise: bool, settings: Comparison
-) -> dict[str, Any]:
+def build_content(runs: Sequence[Run], root: Path, normalise: bool, settings: Comparison) -> dict[str, Any]:
     """Every field of a release but its version and changelog (runs sorted oldest first)."""
     comparison = compare(runs, settings.seed, settings.resamples, settings.confidence)
-    paired = {
-        (t.variant_run, t.variant, t.task, m.metric): (t, m) for t in comparison.tasks for m in t.metrics
-    }
+    paired = {(t.variant_run, t.variant, t.task, m.metric): (t, m) for t in comparison.tasks for m in t.metrics}
     columns: dict[str, Column] = {}
     baselines: dict[str, float | None] = {}
     cells: dict[str, dict[str, Cell]] = {}
@@ -233,7 +248,9 @@ def build_content(
                         baselines[column.id] = _random_baseline(run, result, metric)
                 baseline = baselines.get(column.id)
                 cells.setdefault(result.variant, {})[column.id] = Cell(
-                    value=value.value, stderr=value.stderr, run=run_id,
+                    value=value.value,
+                    stderr=value.stderr,
+                    run=run_id,
                     difference=_difference(paired.get((run_id, result.variant, result.task, metric))),
                     normalised=_normalised(value.value, baseline) if normalise else None,
                 )

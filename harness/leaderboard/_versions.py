@@ -44,19 +44,22 @@ def bump(version: Version | None, level: str) -> Version:
 
 def changelog(previous: Release | None, columns: Sequence[Column], rows: Sequence[Row]) -> Changelog:
     if previous is None:
-        return Changelog(previous=None, level="first", new_rows=tuple(r.identity for r in rows),
-                         new_columns=tuple(c.id for c in columns))
+        return Changelog(previous=None, level="first", new_rows=tuple(r.identity for r in rows), new_columns=tuple(c.id for c in columns))
     old_rows = {r.identity: r for r in previous.rows}
     new_rows = {r.identity: r for r in rows}
     old_columns = {c.id: c for c in previous.columns}
     new_columns = {c.id: c for c in columns}
     retired_columns = [c for i, c in old_columns.items() if i not in new_columns]
     added_columns = [c for i, c in new_columns.items() if i not in old_columns]
-    version_changes = sorted({
-        (old.task, old.version, new.version)
-        for old in old_columns.values() for new in added_columns
-        if (old.task, old.metric) == (new.task, new.metric) and old.version != new.version
-    }, key=str)
+    version_changes = sorted(
+        {
+            (old.task, old.version, new.version)
+            for old in old_columns.values()
+            for new in added_columns
+            if (old.task, old.metric) == (new.task, new.metric) and old.version != new.version
+        },
+        key=str,
+    )
     changed, new_cells = [], 0
     for identity, row in new_rows.items():
         before = old_rows.get(identity)

@@ -79,6 +79,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from harness.errors import HarnessError
@@ -137,7 +138,7 @@ def max_pooled(model: Any, encoded: list[list[int]]) -> dict[str, Any]:
     order = sorted(range(len(encoded)), key=lambda j: len(encoded[j]))
     mask: Any = None
 
-    def keep(key: str):
+    def keep(key: str) -> Callable[[Any, Any, Any], None]:
         def hook(module: Any, args: Any, output: Any) -> None:
             pooled[key].append(output.detach().masked_fill(~mask[..., None], -math.inf).amax(1).float().cpu())
 
