@@ -74,7 +74,7 @@ def test_schema_is_draft7_and_rejects_what_the_schema_does():
         {**minimal, "evaluation_results": [{**result, "score_details": {"score": 0.5, "details": {"n": 3}}}]},
     ):
         assert not VALIDATOR.is_valid(broken)
-    with pytest.raises(HarnessError, match="x.json: not valid every_eval_ever 0.2.0 at evaluation_results/0/metric_config"):
+    with pytest.raises(HarnessError, match=r"x\.json: not valid every_eval_ever 0\.2\.0 at evaluation_results/0/metric_config"):
         check({**minimal, "evaluation_results": [{**result, "metric_config": {}}]}, "x.json")
 
 
@@ -135,7 +135,7 @@ def _hand_made_run(folder: Path) -> Path:
         )
     )
     results = []
-    for variant, acc in zip(made, (0.5, 0.25)):
+    for variant, acc in zip(made, (0.5, 0.25), strict=True):
         common = dict(variant=variant.identity, version="1.0", num_fewshot=0, seconds=0.1, requests_computed=4, requests_cached=0)
         results += [
             TaskResult(

@@ -59,7 +59,7 @@ def _both(model, tokenizer, pairs, batch_size: int, **kwargs) -> tuple[list, lis
 
 def _assert_same(theirs: list, ours: list) -> None:
     assert len(theirs) == len(ours)
-    for (value, greedy), (mine, my_greedy) in zip(theirs, ours):
+    for (value, greedy), (mine, my_greedy) in zip(theirs, ours, strict=True):
         assert abs(value - mine) <= 1e-4, (value, mine)
         assert greedy == my_greedy
 
@@ -92,7 +92,7 @@ def test_head_hooks_apply_and_untied_heads(tokenizer):
     theirs, ours = _both(model, tokenizer, _case_pairs(), 4)
     _assert_same(theirs, ours)
     unhooked = _tiny(len(tokenizer), tied=False)
-    assert any(abs(a[0] - b[0]) > 1e-3 for a, b in zip(ours, _both(unhooked, tokenizer, _case_pairs(), 4)[1]))
+    assert any(abs(a[0] - b[0]) > 1e-3 for a, b in zip(ours, _both(unhooked, tokenizer, _case_pairs(), 4)[1], strict=True))
 
 
 def test_too_long_requests_are_truncated_as_hflm_does(tokenizer):
@@ -130,5 +130,5 @@ def test_bf16_wrapper_computes_in_bfloat16_close_to_float32(tokenizer):
     pairs = _case_pairs()
     ours = FastHFLM(pretrained=model, tokenizer=tokenizer, batch_size=4, device="cpu").loglikelihood(_requests(pairs))
     theirs = FastHFLM(pretrained=reference, tokenizer=tokenizer, batch_size=4, device="cpu").loglikelihood(_requests(pairs))
-    gaps = [abs(a[0] - b[0]) for a, b in zip(ours, theirs)]
+    gaps = [abs(a[0] - b[0]) for a, b in zip(ours, theirs, strict=True)]
     assert 0 < max(gaps) < 0.5

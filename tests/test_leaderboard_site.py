@@ -172,7 +172,7 @@ def test_the_release_selector_switches_releases_and_shows_the_changelog(page, si
 def _shows(text: str, value: float) -> bool:
     """`text` is `value` to the precision it is shown with (4 decimals, 2 from 100, or 3 significant digits)."""
     text = text.replace("▲", "").replace("▼", "").strip()
-    if "e" in text or len(text.replace("-", "").replace("+", "").lstrip("0.")) == 3 and "." in text and abs(value) < 1e-4:
+    if "e" in text or (len(text.replace("-", "").replace("+", "").lstrip("0.")) == 3 and "." in text and abs(value) < 1e-4):
         return abs(float(text) - value) <= 0.01 * abs(value)
     decimals = len(text.partition(".")[2])
     return abs(float(text) - value) <= 0.51 * 10**-decimals
@@ -256,8 +256,8 @@ def test_markup_in_a_record_is_shown_as_text_and_never_runs(tmp_path, browser):
     for path in pages:
         opened = browser.new_page()
         ran: list[str] = []
-        opened.on("dialog", lambda d: (ran.append(d.message), d.dismiss()))
-        opened.on("pageerror", lambda e: ran.append(f"page error: {e}"))
+        opened.on("dialog", lambda d, ran=ran: (ran.append(d.message), d.dismiss()))
+        opened.on("pageerror", lambda e, ran=ran: ran.append(f"page error: {e}"))
         opened.goto(path.as_uri())
         opened.wait_for_load_state("load")
         assert ran == []
@@ -271,7 +271,7 @@ def test_markup_in_a_record_is_shown_as_text_and_never_runs(tmp_path, browser):
     assert opened.locator("#board tr.base th a").inner_text().replace("\n", "") == PAYLOAD + CLOSER
     assert CLOSER in opened.locator("#runs").inner_text()
     opened.check("#subtasks")
-    assert opened.locator(f"#board thead button.sort", has_text=f"easy_vqa_color{PAYLOAD}").count() == 1
+    assert opened.locator("#board thead button.sort", has_text=f"easy_vqa_color{PAYLOAD}").count() == 1
     opened.close()
 
 
@@ -330,7 +330,7 @@ def test_sweep_and_pareto_plots_draw_the_release_numbers(page):
     )
     figure = page.locator("#front-plots figure", has_text=f"Pareto front of {base.model}:")
     front = figure.locator("circle.front").evaluate_all("cs => cs.map(c => c.dataset.identity)")
-    assert sorted(front) == sorted(r.identity for r, on in zip(members, flags) if on) and front
+    assert sorted(front) == sorted(r.identity for r, on in zip(members, flags, strict=True) if on) and front
     assert figure.locator("circle").count() == len(members)
     assert figure.locator("svg").get_attribute("role") == "img"
 

@@ -157,7 +157,7 @@ def _assert_same(ours_results, ours_samples, theirs_results, theirs_samples, nam
             assert row["target_hash"] == theirs["target_hash"], (ours, doc_id)
             mine, other = _leaves(row["resps"]), _leaves(theirs["resps"])
             assert len(mine) == len(other), (ours, doc_id)
-            for a, b in zip(mine, other):
+            for a, b in zip(mine, other, strict=True):
                 assert _same_output(a, b), (ours, doc_id, a, b)
 
 

@@ -17,7 +17,7 @@ def test_the_embedded_default_resolves_offline_to_its_gguf(env):
 def test_a_folder_without_safetensors_is_refused(env, tmp_path):
     (tmp_path / "config.json").write_text("{}")
     (tmp_path / "pytorch_model.bin").write_bytes(b"pickle")
-    with pytest.raises(HarnessError, match="no .safetensors weights"):
+    with pytest.raises(HarnessError, match=r"no \.safetensors weights"):
         resolve_model(str(tmp_path))
 
 

@@ -12,6 +12,7 @@ from harness.lm._harness_lm import HarnessLM
 def test_hflm_parallel_args_are_refused_with_the_alternatives(arg):
     with pytest.raises(
         HarnessError,
-        match=r"--model harness does not take \w+: a variant runs on one device per process; spread a grid with `harness eval --executor ray`",
+        match=r"--model harness does not take \w+: a variant runs on one device per process;"
+        r" spread a grid with `harness eval --executor ray`",
     ):
         HarnessLM.create_from_arg_string(f"model=smollm2-135m-instruct,{arg}", {"batch_size": 1, "device": "cpu"})

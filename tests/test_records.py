@@ -33,7 +33,7 @@ def test_schema_is_json_schema_and_versions_are_checked(tmp_path):
     jsonschema.Draft202012Validator.check_schema(schema)
     assert "schema_version" in schema["properties"]
     (tmp_path / "record.json").write_text(json.dumps({"schema_version": "9.0"}))
-    with pytest.raises(ValueError, match="schema_version '9.0'"):
+    with pytest.raises(ValueError, match=r"schema_version '9\.0'"):
         read_record(tmp_path)
 
 

@@ -50,7 +50,8 @@ def test_end_to_end_arithmetic_on_the_embedded_default(env, tmp_path):
     assert variant.load_seconds is not None and variant.load_seconds > 0
 
     tasks = [r for r in record.results if r.kind == "task"]
-    assert sorted(r.task for r in tasks) == sorted(f"arithmetic_{t}" for t in "1dc 2da 2dm 2ds 3da 3ds 4da 4ds 5da 5ds".split())
+    kinds = ["1dc", "2da", "2dm", "2ds", "3da", "3ds", "4da", "4ds", "5da", "5ds"]
+    assert sorted(r.task for r in tasks) == sorted(f"arithmetic_{t}" for t in kinds)
     for result in tasks:
         assert 0.0 <= result.metrics["acc"].value <= 1.0
         assert result.n_samples == 10 and result.requests_computed == 10
@@ -131,7 +132,7 @@ def test_two_variants_never_share_a_cache_entry(env, tmp_path, models_dir):
     assert by_variant[other.identity].requests_computed == 6  # never the default's
     default_ll = [row["resps"][0][0][0] for row in _samples(run_dir, by_variant[default.identity])]
     other_ll = [row["resps"][0][0][0] for row in _samples(run_dir, by_variant[other.identity])]
-    assert all(abs(a - b) > 1e-3 for a, b in zip(default_ll, other_ll))
+    assert all(abs(a - b) > 1e-3 for a, b in zip(default_ll, other_ll, strict=True))
 
     keys = {}
     for identity in (default.identity, other.identity):

@@ -54,7 +54,7 @@ def test_sampled_continuations_are_seeded_reproduced_and_scored(env, tmp_path, m
     # and the metrics follow from them by hand.
     scorer = load_scorer(result.scorer.name)
     scores = [[s["toxicity"] for s in row["filtered_resps"][0]] for row in rows]
-    for text_list, score_list in zip(texts, scores):
+    for text_list, score_list in zip(texts, scores, strict=True):
         assert scorer.score(text_list) == pytest.approx(score_list, abs=1e-6)
     worst = [max(s) for s in scores]
     metrics = {k: v.value for k, v in result.metrics.items()}

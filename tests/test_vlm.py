@@ -149,7 +149,7 @@ def test_language_model_wrappers_apply_to_a_vlm(tiny_vlm):
     assert len(language.layers) == 1 and cut.model.config.text_config.num_hidden_layers == 1
     quantized = language.layers[0].self_attn.q_proj.weight
     assert not torch.equal(quantized, plain.model.model.language_model.layers[0].self_attn.q_proj.weight)
-    for before, after in zip(plain.model.model.vision_tower.parameters(), cut.model.model.vision_tower.parameters()):
+    for before, after in zip(plain.model.model.vision_tower.parameters(), cut.model.model.vision_tower.parameters(), strict=True):
         assert torch.equal(before, after)  # the wrappers touch the language model only
     scored = VLMScorer(cut.model, device="cpu").loglikelihood(
         [request("loglikelihood", f"{IMAGE}\nWhich?\nAnswer:", " red", {"visual": [picture((255, 0, 0))]})]

@@ -71,7 +71,7 @@ def test_vqav2_scores_hand_made_rows_by_vqa_accuracy(env, tmp_path):
     task = task_manager(data).load("vqav2")["tasks"]["vqav2"]
     docs = list(task.eval_docs)
     assert [d["question"] for d in docs] == [c["question"] for c in VQAV2_ROWS]
-    for n, (doc, case) in enumerate(zip(docs, VQAV2_ROWS)):
+    for n, (doc, case) in enumerate(zip(docs, VQAV2_ROWS, strict=True)):
         (image,) = task.doc_to_image(doc)
         assert image.size == (24, 16) and image.getpixel((0, 0)) == (40 * n, 255 - 40 * n, 90)
         assert task.doc_to_text(doc) == f"<image>\n{case['question']}\nAnswer the question using a single word or phrase."

@@ -127,7 +127,7 @@ def test_parameters_are_checked_when_the_model_string_is_parsed():
 def test_the_amateur_instruction_enters_the_identity():
     contrast = WRAPPERS.get("contrast")
     params = contrast.resolve({})
-    assert INSTRUCTION_SHA256 == hashlib.sha256(INSTRUCTION.encode("utf-8")).hexdigest()
+    assert hashlib.sha256(INSTRUCTION.encode("utf-8")).hexdigest() == INSTRUCTION_SHA256
     assert contrast.artifacts(params) == {"amateur_instruction": INSTRUCTION_SHA256}
     assert contrast.artifacts(params, None) == contrast.artifacts(params)  # the hook may also get the base
 
@@ -279,7 +279,7 @@ def test_contrast_lower_layer_term_changes_the_scores():
 
 
 def test_contrast_generation_with_the_cache_equals_recomputing():
-    base, model, applied = _wrapped("contrast:beta=0.5,omega=0.7,layer=4")
+    _, model, _ = _wrapped("contrast:beta=0.5,omega=0.7,layer=4")
     ids, mask = _left_padded()
     cached, cached_scores = _generate(model, ids, mask, use_cache=True)
     recomputed, recomputed_scores = _generate(model, ids, mask, use_cache=False)
@@ -343,7 +343,7 @@ def test_loglikelihoods_sum_the_raw_scores_unless_post_softmax(embedded_default,
     requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
     summed = SummedScoresHFLM(pretrained=raw, tokenizer=tokenizer, batch_size=1, device="cpu").loglikelihood(requests)
     softmaxed = HFLM(pretrained=normed, tokenizer=tokenizer, batch_size=2, device="cpu").loglikelihood(requests)
-    for (context, continuation), (total, _), (normalised, _) in zip(pairs, summed, softmaxed):
+    for (context, continuation), (total, _), (normalised, _) in zip(pairs, summed, softmaxed, strict=True):
         context_ids = tokenizer.encode(context)
         continuation_ids = tokenizer.encode(context + continuation)[len(context_ids) :]
         ids = torch.tensor([context_ids + continuation_ids])

@@ -248,14 +248,14 @@ def test_skip_drops_the_block_and_leaves_the_kept_layers_alone():
     assert len(outputs) == 12
     for n in range(5):  # layers 0-4, before the block: bit-identical to the base's
         assert torch.equal(outputs[n], base_hidden[n + 1])
-    for got, want in zip(outputs, manual_outputs):  # every kept layer: as the base's layers by hand
+    for got, want in zip(outputs, manual_outputs, strict=True):  # every kept layer: as the base's layers by hand
         assert torch.equal(got, want)
     assert torch.equal(logits, manual_logits)
     assert not torch.allclose(logits, base(ids).logits)  # and the block did matter
 
     kept = [base.model.layers[i] for i in keep]
-    for ours, theirs in zip(model.model.layers, kept):
-        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    for ours, theirs in zip(model.model.layers, kept, strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True))
     assert model.config.num_hidden_layers == 12
     assert [layer.self_attn.layer_idx for layer in model.model.layers] == list(range(12))
     assert _cache_depth(model, ids) == 12

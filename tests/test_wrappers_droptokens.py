@@ -75,7 +75,7 @@ def test_refusals_are_one_line(tiny_vlm):
 
     with pytest.raises(HarnessError, match=r"droptokens:keep=0\.0: must be > 0"):
         VariantSpec.parse(f"{tiny_vlm}+droptokens:keep=0")
-    with pytest.raises(HarnessError, match="must be <= 1.0"):
+    with pytest.raises(HarnessError, match=r"must be <= 1\.0"):
         VariantSpec.parse(f"{tiny_vlm}+droptokens:keep=1.5")
     from transformers import LlamaConfig, LlamaForCausalLM
 

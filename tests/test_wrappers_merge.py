@@ -63,7 +63,7 @@ def test_regmean_recovers_the_least_squares_solution_of_a_toy_regression():
     weights = [torch.randn(2, 5, dtype=torch.float64) for _ in xs]
     merged, _ = solve(weights, [x.T @ x for x in xs], alpha=1.0)
     inputs = torch.cat(xs)
-    targets = torch.cat([x @ w.T for x, w in zip(xs, weights)])
+    targets = torch.cat([x @ w.T for x, w in zip(xs, weights, strict=True)])
     closed = torch.linalg.lstsq(inputs, targets).solution.T
     assert torch.allclose(merged, closed, atol=1e-9)
 
@@ -166,7 +166,7 @@ def test_merging_a_model_with_itself_returns_it(tiny, method):
         assert torch.allclose(merged, original[name], atol=1e-5), name
     record = variant.intervention.wrappers[0]
     assert set(record.artifacts) >= {f"source0:{a}", f"source1:{a}"}
-    assert (f"calibration0" in record.artifacts) == method.startswith("regmean")
+    assert ("calibration0" in record.artifacts) == method.startswith("regmean")
 
 
 def test_regmean_pp_sees_the_merged_earlier_layers_and_the_merge_is_cached(tiny):

@@ -107,7 +107,7 @@ def test_every_group_holds_at_most_its_levels_rounded_to_nearest(bits, group, sy
     applied = quantize(model, bits=bits, group=group, sym=sym)
     levels = 2**bits - 1 if sym else 2**bits
     tight = groups_of(base.model.layers[0].mlp.down_proj.weight, group).shape[-1] <= levels  # vacuous there
-    for (i, name, linear), (_, _, original) in zip(decoder_linears(model), decoder_linears(base)):
+    for (i, name, linear), (_, _, original) in zip(decoder_linears(model), decoder_linears(base), strict=True):
         counts = distinct_per_group(linear.weight, group)
         assert counts.max() <= levels, (i, name)
         tight |= bool((distinct_per_group(original.weight, group) > levels).any())
@@ -137,7 +137,7 @@ def test_symmetric_levels_are_mirrored_and_asymmetric_ones_use_all_codes_both_ho
     for bits in (2, 3, 4):
         base, model = tiny(layers=1), tiny(layers=1)
         quantize(model, bits=bits, group=64)
-        for (_, _, linear), (_, _, original) in zip(decoder_linears(model), decoder_linears(base)):
+        for (_, _, linear), (_, _, original) in zip(decoder_linears(model), decoder_linears(base), strict=True):
             q, w = groups_of(linear.weight, 64), groups_of(original.weight, 64)
             step = ((w.amax(-1, keepdim=True).clamp_min(0) - w.amin(-1, keepdim=True).clamp_max(0)) / (2**bits - 1)).half().float()
             codes = q / step
@@ -174,7 +174,7 @@ def test_norms_embeddings_and_the_tied_head_are_bit_identical():
     assert model.lm_head.weight is model.model.embed_tokens.weight and model.config.tie_word_embeddings
     assert torch.equal(model.lm_head.weight, base.lm_head.weight)
     assert info["lm_head_bits"] is None
-    for (_, _, linear), (_, _, original) in zip(decoder_linears(model), decoder_linears(base)):
+    for (_, _, linear), (_, _, original) in zip(decoder_linears(model), decoder_linears(base), strict=True):
         assert not torch.equal(linear.weight, original.weight)
 
 
@@ -289,7 +289,7 @@ def test_a_map_is_applied_per_layer_and_checked_against_the_model():
     model = tiny()
     info = quantize(model, bits="8@0,4@1-2,2@3", group=32).info
     assert info["bits_by_layer"] == [8, 4, 4, 2] and info["average_bits"] == 4.5 and info["bits_map"] == "8@0,4@1-2,2@3"
-    for i, name, linear in decoder_linears(model):
+    for i, _, linear in decoder_linears(model):
         assert distinct_per_group(linear.weight, 32).max() <= 2 ** info["bits_by_layer"][i]
     assert (distinct_per_group(model.model.layers[0].mlp.down_proj.weight, 32) > 4).any()
     for bits, message in [
@@ -301,7 +301,7 @@ def test_a_map_is_applied_per_layer_and_checked_against_the_model():
         with pytest.raises(HarnessError) as error:
             quantize(untouched, bits=bits)
         assert str(error.value) == message
-        assert all(torch.equal(a, b) for a, b in zip(untouched.state_dict().values(), tiny().state_dict().values()))
+        assert all(torch.equal(a, b) for a, b in zip(untouched.state_dict().values(), tiny().state_dict().values(), strict=True))
 
 
 # ------------------------------------------------------------------------ budget and sensitivity
@@ -325,8 +325,12 @@ def _perplexity(model, windows) -> float:
 
 
 def _best_by_search(costs, numels, widths, budget):
-    fits = [c for c in itertools.product(widths, repeat=len(costs)) if sum(b * n for b, n in zip(c, numels)) <= budget * sum(numels) + 1e-9]
-    return min(sum(cost[b] for cost, b in zip(costs, c)) for c in fits)
+    fits = [
+        c
+        for c in itertools.product(widths, repeat=len(costs))
+        if sum(b * n for b, n in zip(c, numels, strict=True)) <= budget * sum(numels) + 1e-9
+    ]
+    return min(sum(cost[b] for cost, b in zip(costs, c, strict=True)) for c in fits)
 
 
 def test_taylor_budget_choice_respects_the_budget_is_optimal_deterministic_and_cached(calibration, tmp_path, monkeypatch):
@@ -342,7 +346,7 @@ def test_taylor_budget_choice_respects_the_budget_is_optimal_deterministic_and_c
     assert info["calibration"] == {"file": CALIBRATION_FILE, "sha256": sha, "tokens": CALIBRATION_TOKENS["taylor"], "window": WINDOW}
     assert info["sensitivity_cached"] is False
     json.dumps(info)
-    for i, name, linear in decoder_linears(model):
+    for i, _, linear in decoder_linears(model):
         assert distinct_per_group(linear.weight, 64).max() <= 2 ** widths[i]
 
     # the score is sum |gradient x quantization error| of the layer's linear weights, per width
@@ -361,7 +365,7 @@ def test_taylor_budget_choice_respects_the_budget_is_optimal_deterministic_and_c
                 assert info["sensitivity"][layer][str(bits)] == pytest.approx(expected, rel=1e-4)
     # the widths minimise the summed score within the budget (exhaustive search agrees)
     costs = damage("taylor", info["sensitivity"], (3, 4, 8))
-    assert sum(c[b] for c, b in zip(costs, widths)) == pytest.approx(_best_by_search(costs, [1] * 5, (3, 4, 8), 5.0))
+    assert sum(c[b] for c, b in zip(costs, widths, strict=True)) == pytest.approx(_best_by_search(costs, [1] * 5, (3, 4, 8), 5.0))
 
     again = QUANTIZE.apply(tiny(layers=5), ByteTokenizer(), QUANTIZE.resolve(params)).info
     assert again["sensitivity_cached"] is True and again["bits_by_layer"] == widths
@@ -396,7 +400,7 @@ def test_pruning_score_is_the_perplexity_change_of_pruning_only_that_layer(calib
     assert sum(widths) / 3 <= 6 and info["sensitivity_cached"] is False
     # estimated damage max(score, 0) * 2^-width, minimised within the budget; wider goes to the more sensitive
     costs = damage("pruning", scores, (4, 8))
-    assert sum(c[b] for c, b in zip(costs, widths)) == pytest.approx(_best_by_search(costs, [1] * 3, (4, 8), 6.0))
+    assert sum(c[b] for c, b in zip(costs, widths, strict=True)) == pytest.approx(_best_by_search(costs, [1] * 3, (4, 8), 6.0))
     assert all(scores[i] >= scores[j] for i in range(3) for j in range(3) if widths[i] > widths[j])
 
 
@@ -409,8 +413,8 @@ def test_choice_is_the_optimum_within_the_budget_for_unequal_layers():
         costs = [{b: float(torch.rand(1, generator=generator)) * 2.0**-b for b in widths} for _ in range(n)]
         budget = widths[0] + float(torch.rand(1, generator=generator)) * (widths[-1] - widths[0])
         chosen = choose_widths(costs, numels, widths, budget)
-        assert sum(b * m for b, m in zip(chosen, numels)) <= budget * sum(numels) + 1e-9
-        assert sum(c[b] for c, b in zip(costs, chosen)) == pytest.approx(_best_by_search(costs, numels, widths, budget))
+        assert sum(b * m for b, m in zip(chosen, numels, strict=True)) <= budget * sum(numels) + 1e-9
+        assert sum(c[b] for c, b in zip(costs, chosen, strict=True)) == pytest.approx(_best_by_search(costs, numels, widths, budget))
         assert choose_widths(costs, numels, widths, budget) == chosen
 
 
@@ -485,4 +489,4 @@ def test_symmetric_quantization_of_its_own_output_changes_nothing():
     weights = [lin.weight.clone() for _, _, lin in decoder_linears(model)]
     second = quantize(model, bits=4, group=64, sym=True).info
     assert first["changed_fraction"] > 0.9 and second["changed_fraction"] == 0
-    assert all(torch.equal(a, lin.weight) for a, (_, _, lin) in zip(weights, decoder_linears(model)))
+    assert all(torch.equal(a, lin.weight) for a, (_, _, lin) in zip(weights, decoder_linears(model), strict=True))

@@ -114,7 +114,7 @@ def test_eigenshift_alpha_zero_removes_the_chosen_components_from_the_head_input
 
 def test_eigenshift_projection_equals_the_edited_matrix(tmp_path):
     base = _tiny()
-    tensors = _eigenshift_artifact(base, tmp_path / "a.safetensors")
+    _eigenshift_artifact(base, tmp_path / "a.safetensors")
     steered = copy.deepcopy(base)
     applied = _apply(steered, "eigenshift:k=5,alpha=0.3", tmp_path / "a.safetensors")
     u, s, vt = torch.linalg.svd(base.lm_head.weight.detach(), full_matrices=False)

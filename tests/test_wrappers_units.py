@@ -167,7 +167,7 @@ def test_a_unit_that_reads_the_toxic_token_gets_auroc_one():
         model.model.layers[0].mlp.up_proj.weight[5, 0] = 1.0
     generator = torch.Generator().manual_seed(4)
     plain = [[int(t) for t in torch.randint(8, 256, (6,), generator=generator)] for _ in range(40)]
-    toxic = [ids[:3] + [7] + ids[3:] for ids in plain[:20]]
+    toxic = [[*ids[:3], 7, *ids[3:]] for ids in plain[:20]]
     pooled = max_pooled(model, toxic + plain[20:])
     scores = auroc(pooled["layers.0.up_proj"], torch.arange(40) < 20)
     assert scores[5] == 1.0 and scores.argmax() == 5
@@ -224,7 +224,7 @@ def test_aura_scales_each_unit_by_its_factor_and_leaves_the_rest(tmp_path, spec)
     applied = WRAPPERS.get(name).apply(model, None, {**params, "artifact": _artifact(tmp_path, scores)})
     alpha = factors(scores, params["mode"], params["k"])
     inputs = _projection_inputs(model)
-    for i, (old, new) in enumerate(zip(base.model.layers, model.model.layers)):
+    for i, (old, new) in enumerate(zip(base.model.layers, model.model.layers, strict=True)):
         for projection in PROJECTIONS:
             key = f"layers.{i}.{projection}"
             untouched = alpha[key] == 1
@@ -273,7 +273,7 @@ def test_aura_refuses_projections_that_are_no_longer_float_linears(tmp_path):
     name, params = _resolve("dynamic_int8")
     WRAPPERS.get(name).apply(model, None, params)
     name, params = _resolve("aura")
-    with pytest.raises(HarnessError, match="layer 0's gate_proj is a .*, not a float linear layer"):
+    with pytest.raises(HarnessError, match=r"layer 0's gate_proj is a .*, not a float linear layer"):
         WRAPPERS.get(name).apply(model, None, {**params, "artifact": _artifact(tmp_path, _scores(_tiny()))})
 
 
@@ -324,7 +324,7 @@ def test_aura_fits_on_first_use_once_and_sweeps_reuse_the_fit(tiny_folder):
     assert all(path.startswith("toxicity/toxigen/prompts/") for path in sidecar["data"]["files"])
     assert variant.intervention.wrappers[0].artifacts["fit"]
     scores = load_file(str(artifacts[0]))
-    assert all(0 <= float(v.min()) and float(v.max()) <= 1 for v in scores.values())
+    assert all(float(v.min()) >= 0 and float(v.max()) <= 1 for v in scores.values())
 
     base = load_model(resolved, "cpu").model
     alpha = factors(scores, "aura", None)

@@ -80,7 +80,7 @@ def expand_sweeps(model: str) -> list[str]:
         name, params = _segment(segment, model)
         combos: list[list[tuple[str, str]]] = [[]]
         for key, value in params:
-            combos = [c + [(key, v)] for c in combos for v in value.split("|")]
+            combos = [[*c, (key, v)] for c in combos for v in value.split("|")]
         options.append([f"{name}:{','.join(f'{k}={v}' for k, v in c)}" if c else name for c in combos])
     return ["+".join(parts) for parts in itertools.product(*options)]
 

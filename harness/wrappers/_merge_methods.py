@@ -42,7 +42,7 @@ def task_vectors(base: torch.Tensor, sources: list[torch.Tensor]) -> list[torch.
 
 def trim(vector: torch.Tensor, density: float) -> torch.Tensor:
     """`vector` with all but its top `density` fraction of entries by magnitude set to zero."""
-    keep = int(round(density * vector.numel()))
+    keep = round(density * vector.numel())
     if keep >= vector.numel():
         return vector.clone()
     flat = vector.flatten()

@@ -125,7 +125,7 @@ def _output(result: Any) -> torch.Tensor:
 def regmean(model: nn.Module, models: list[nn.Module], rows: list[torch.Tensor], alpha: float, batch: int) -> dict[str, Any]:
     """RegMean: each source's Grams from its own forward passes, then every layer merged."""
     grams = []
-    for source, source_rows in zip(models, rows):
+    for source, source_rows in zip(models, rows, strict=True):
         with gram_hooks(_decoder(source).layers) as found:
             for chunk in _batches(source_rows, batch):
                 _decoder(source)(input_ids=chunk, use_cache=False)
@@ -169,7 +169,7 @@ def regmean_pp(model: nn.Module, models: list[nn.Module], rows: list[torch.Tenso
     fallbacks = 0
     for index, layer in enumerate(decoder.layers):
         grams = []
-        for source, chunks in zip(models, states):
+        for source, chunks in zip(models, states, strict=True):
             own = _decoder(source).layers[index]
             with gram_hooks(own) as found:
                 for hidden, arguments in chunks:

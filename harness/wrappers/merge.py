@@ -89,7 +89,7 @@ def _lam(params: dict[str, Any]) -> float:
 def _calibration(params: dict[str, Any]) -> list[list[str]]:
     sources = split_list(params["sources"])
     files = split_list(params["calibration"]) or [""] * len(sources)
-    return [calibration_texts(s, f, params["calibration_examples"]) for s, f in zip(sources, files)]
+    return [calibration_texts(s, f, params["calibration_examples"]) for s, f in zip(sources, files, strict=True)]
 
 
 def _artifacts(params: dict[str, Any]) -> dict[str, str]:

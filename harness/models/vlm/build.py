@@ -232,7 +232,7 @@ def _assemble(recipe: VLMRecipe, encoder: GridEncoder, language: LoadedModel) ->
 
 def _answer_batch(processor: Any, pictures: list[Image.Image], questions: list[Question], with_answers: bool) -> dict[str, torch.Tensor]:
     prompts = [PROMPT.format(question=q.text).replace("<image>", IMAGE_TOKEN) for q in questions]
-    texts = [p + (f" {q.answer}\n" if with_answers else "") for p, q in zip(prompts, questions)]
+    texts = [p + (f" {q.answer}\n" if with_answers else "") for p, q in zip(prompts, questions, strict=True)]
     return dict(processor(text=texts, images=pictures, padding=True, padding_side="right", return_tensors="pt"))
 
 
@@ -310,6 +310,6 @@ def _validate(model: Any, processor: Any, data: TrainSplit, images: _Images, rec
             hidden = model.model(**batch).last_hidden_state
         last = batch["attention_mask"].sum(1) - 1
         scores = model.lm_head(hidden[torch.arange(len(part)), last])[:, first]
-        for q, best in zip(part, scores.argmax(1).tolist()):
+        for q, best in zip(part, scores.argmax(1).tolist(), strict=True):
             right.setdefault(q.kind, []).append(ANSWERS[best] == q.answer)
     return {kind: round(sum(v) / len(v), 4) for kind, v in sorted(right.items())}
