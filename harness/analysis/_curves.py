@@ -124,7 +124,8 @@ def sweeps(run: Run) -> list[Sweep]:
     """Every sweep in the run, each with a curve per headline task and metric."""
     found = []
     for variants in _lineages(run).values():
-        groups: dict[tuple, list[tuple[VariantRecord, str]]] = {}
+        # (wrapper position, parameter, every other (wrapper, its other parameters)) -> (variant, value)
+        groups: dict[tuple[int, str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]], list[tuple[VariantRecord, str]]] = {}
         for v in variants:
             wrappers = v.intervention.wrappers
             for i, w in enumerate(wrappers):

@@ -52,7 +52,7 @@ class ResolvedFile:
     sha256: str
 
 
-def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
+def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The data directory in force (`explicit`, else $HARNESS_DATA_DIR), checked to be readable."""
     value = explicit if explicit not in (None, "") else os.environ.get(DATA_DIR_ENV) or None
     if value is None:

@@ -12,7 +12,7 @@ from typing import Any
 from harness.errors import HarnessError
 
 
-class LayerList(tuple):
+class LayerList(tuple[int, ...]):
     """Decoder layer indices (from 0), sorted and distinct; its text is the canonical ranges form
     (`3,5,7-9`), which is what enters the variant's identity."""
 

@@ -144,7 +144,7 @@ def _layer_inputs(decoder: Any, chunk: torch.Tensor) -> tuple[torch.Tensor, list
     first: list[torch.Tensor] = []
     arguments: list[dict[str, Any]] = []
 
-    def record(layer: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+    def record(layer: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         kwargs = dict(kwargs)
         hidden = args[0] if args else kwargs.pop("hidden_states")
         if not first:
