@@ -2,8 +2,9 @@
 
 lm-eval 0.4 resolves `--model NAME` against its registry before any user code runs and has no
 plugin discovery, so an installed package cannot add a model type to its CLI. This module, imported
-at interpreter start by `harness_lm_eval.pth`, registers a lazy placeholder ("harness.lm._harness_lm:HarnessLM", where the class is defined: lm-eval upgrades a placeholder only to a class of that module and name)
-right after `lm_eval.api.registry` is first imported. It imports nothing else: harness itself is
+at interpreter start by `harness_lm_eval.pth`, registers a lazy placeholder
+("harness.lm._harness_lm:HarnessLM", where the class is defined: lm-eval upgrades a placeholder
+only to a class of that module and name) right after `lm_eval.api.registry` is first imported. It imports nothing else: harness itself is
 imported only if `--model harness` is actually used.
 """
 

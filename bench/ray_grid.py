@@ -143,13 +143,15 @@ def report(args, local_s: float, local_rss: float, runs: list) -> None:
     )
     print("harness GiB: peak RSS of the harness process (the Ray driver); worker peak: each worker's, with the variants it built\n")
     print(
-        f"{'run (4 variants x 3 tasks)':32} {'wall s':>7} {'cluster s':>9} {'shards':>6} {'built':>5} {'harness GiB':>11} {'worker peak GiB (models built)':>32}  same record"
+        f"{'run (4 variants x 3 tasks)':32} {'wall s':>7} {'cluster s':>9} {'shards':>6} {'built':>5} {'harness GiB':>11}"
+        f" {'worker peak GiB (models built)':>32}  same record"
     )
     print(f"{'local':32} {local_s:7.1f} {'-':>9} {'-':>6} {4:5d} {local_rss:11.2f} {'-':>32}  -")
     for label, seconds, same, m in runs:
         workers = ", ".join(f"{w['peak'] / GIB:.2f} ({w['built']})" for w in m["workers"].values())
         print(
-            f"{label:32} {seconds:7.1f} {m['cluster_s']:9.1f} {m['shards']:6d} {m['models_built']:5d} {m['driver_gib']:11.2f} {workers:>32}  {'yes' if same else 'NO'}"
+            f"{label:32} {seconds:7.1f} {m['cluster_s']:9.1f} {m['shards']:6d} {m['models_built']:5d} {m['driver_gib']:11.2f}"
+            f" {workers:>32}  {'yes' if same else 'NO'}"
         )
     full = runs[0]
     print(f"\nray / local (wall) = {full[1] / local_s:.2f}")

@@ -345,7 +345,7 @@ def main() -> None:
             deltas = max(
                 abs(float(m[0][0]) - float(o[0][0]))
                 for key, resps in bf16["samples"].items()
-                for m, o in zip(resps, ours[0]["samples"][key])
+                for m, o in zip(resps, ours[0]["samples"][key], strict=True)
             )
             changes = {
                 f"{t}.{n}": round(v - ours[0]["metrics"][t][n], 4)

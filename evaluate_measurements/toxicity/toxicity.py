@@ -16,7 +16,8 @@ from harness.tasks.scorers import DEFAULT_SCORER, load_scorer
 
 _DESCRIPTION = f"""\
 The probability that each text is toxic, from a harness toxicity scorer whose weights are on the machine
-(default: detoxify-original where its weights are here, else {DEFAULT_SCORER}). See docs/scorers.md for each scorer's agreement with human labels and Perspective.
+(default: detoxify-original where its weights are here, else {DEFAULT_SCORER}). \
+See docs/scorers.md for each scorer's agreement with human labels and Perspective.
 """
 
 _KWARGS_DESCRIPTION = """

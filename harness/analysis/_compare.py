@@ -285,7 +285,7 @@ def compare(
     compared = []
     for pair in pairs:
         (v_run, variant), (b_run, base) = pair
-        leaf_rows: tuple[dict, dict] = ({}, {})
+        leaf_rows: tuple[dict[RowKey, Row], dict[RowKey, Row]] = ({}, {})
         for task in _common_tasks(v_run, variant, b_run, base, kind="task"):
             v_result, b_result = v_run.results[(variant.identity, task)], b_run.results[(base.identity, task)]
             rows = (read_rows(v_run, v_result), read_rows(b_run, b_result))
@@ -294,7 +294,8 @@ def compare(
             compared.append(_compare_rows(task, "task", pair, rows, (v_result, b_result), seed, resamples, confidence))
         for group in _common_tasks(v_run, variant, b_run, base, kind="group"):
             leaves = set(v_run.leaves(group))
-            rows = tuple({k: r for k, r in side.items() if k[0] in leaves} for side in leaf_rows)
+            v_rows, b_rows = ({k: r for k, r in side.items() if k[0] in leaves} for side in leaf_rows)
+            rows = (v_rows, b_rows)
             results = (v_run.results[(variant.identity, group)], b_run.results[(base.identity, group)])
             if results[0].metrics and rows[0] and rows[1]:
                 compared.append(_compare_rows(group, "group", pair, rows, results, seed, resamples, confidence))
@@ -441,14 +442,14 @@ def format_table(summary: Summary, subtasks: bool = False) -> str:
     if c.unpaired:
         out += ["", f"without their base in these runs: {', '.join(c.unpaired)}"]
     for sweep in summary.sweeps:
-        headers, rows = curve_rows(sweep)
-        table = tabulate(rows, headers=headers, disable_numparse=True)
+        headers, cells = curve_rows(sweep)
+        table = tabulate(cells, headers=headers, disable_numparse=True)
         out += ["", f"sweep {sweep.title} of {sweep.base_model}, run {sweep.run}", table]
     for front in summary.fronts:
-        headers, rows = front_rows(front)
+        headers, cells = front_rows(front)
         out += [
             "",
             f"Pareto front of {front.base_model} (run {front.run}): {front.a.label} vs {front.b.label}",
-            tabulate(rows, headers=headers, disable_numparse=True),
+            tabulate(cells, headers=headers, disable_numparse=True),
         ]
     return "\n".join(out)

@@ -124,7 +124,8 @@ def sweeps(run: Run) -> list[Sweep]:
     """Every sweep in the run, each with a curve per headline task and metric."""
     found = []
     for variants in _lineages(run).values():
-        groups: dict[tuple, list[tuple[VariantRecord, str]]] = {}
+        # (wrapper position, parameter, every other (wrapper, its other parameters)) -> (variant, value)
+        groups: dict[tuple[int, str, tuple[tuple[str, tuple[tuple[str, str], ...]], ...]], list[tuple[VariantRecord, str]]] = {}
         for v in variants:
             wrappers = v.intervention.wrappers
             for i, w in enumerate(wrappers):
@@ -145,13 +146,12 @@ def sweeps(run: Run) -> list[Sweep]:
                 for j, k in sorted(_varying(same_names))
                 if (j, k) != (i, key)
             )
-            numbers = [_number(value) for _, value in members]
-            numeric = all(x is not None for x in numbers)
-            points = [
-                SweepPoint(v.identity, v.model, value, x if numeric else None) for (v, value), x in zip(members, numbers, strict=True)
-            ]
-            if numeric:
-                points.sort(key=lambda p: p.x)
+            numbers = [x for _, value in members if (x := _number(value)) is not None]
+            if len(numbers) == len(members):  # every value is a number: the points are placed and sorted on an x axis
+                ordered = sorted(zip(members, numbers, strict=True), key=lambda member: member[1])
+                points = [SweepPoint(v.identity, v.model, value, x) for (v, value), x in ordered]
+            else:
+                points = [SweepPoint(v.identity, v.model, value, None) for v, value in members]
             base = _base(run, first)
             found.append(
                 Sweep(
@@ -290,8 +290,8 @@ def fronts(run: Run, a: Axis, b: Axis) -> list[Front]:
     for variants in _lineages(run).values():
         base = _base(run, variants[0])
         members = ([base] if base else []) + variants
-        valued = [(v, a.value(run, v), b.value(run, v)) for v in members]
-        valued = [(v, x, y) for v, x, y in valued if x is not None and y is not None]
+        values = [(v, a.value(run, v), b.value(run, v)) for v in members]
+        valued = [(v, x, y) for v, x, y in values if x is not None and y is not None]
         if len(valued) < 2 or not _varies([x for _, x, _ in valued]) or not _varies([y for _, _, y in valued]):
             continue  # a front along an axis on which every point sits at one value shows nothing
         on = pareto_front([(x, y) for _, x, y in valued], a.higher_is_better, b.higher_is_better)
@@ -316,7 +316,7 @@ def _varies(values: list[float]) -> bool:
 def default_axes(run: Run) -> list[tuple[Axis, Axis]]:
     """The fronts a report shows unless asked for others: each headline task's first metric
     against each cost that differs between the run's variants."""
-    variants = [v for v in run.record.variants if v.cost]
+    costs = [v.cost for v in run.record.variants if v.cost]
     pairs = []
     for task in run.headline_tasks:
         metrics = next((r.metrics for (_, t), r in run.results.items() if t == task and r.metrics), {})
@@ -324,6 +324,6 @@ def default_axes(run: Run) -> list[tuple[Axis, Axis]]:
             continue
         metric_axis = _metric_axis(run, task, next(iter(metrics)))
         for name in ("weight_mb", "gflops_per_token"):
-            if len({round(COSTS[name][1](v.cost), 6) for v in variants}) > 1:
+            if len({round(COSTS[name][1](cost), 6) for cost in costs}) > 1:
                 pairs.append((_cost_axis(name), metric_axis))
     return pairs

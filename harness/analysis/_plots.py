@@ -8,25 +8,32 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from harness.analysis._compare import short_name
 from harness.analysis._curves import Curve, CurvePoint, Front, Sweep
 from harness.records import UNIT_INTERVAL_METRICS
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-def _figure(columns: int, width: float = 4.4, height: float = 3.6):
+
+def _figure(columns: int, width: float = 4.4, height: float = 3.6) -> tuple[Figure, list[Axes]]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(1, columns, figsize=(width * columns, height), squeeze=False)
-    return plt, figure, list(axes[0])
+    return figure, list(axes[0])
 
 
-def _png(plt, figure) -> bytes:
+def _png(figure: Figure) -> bytes:
     """PNG with a 64-colour palette: a third of the bytes of full colour, the same to the eye, so
     a report with a dozen plots stays well under a megabyte."""
+    import matplotlib.pyplot as plt
     from PIL import Image
 
     rendered = io.BytesIO()
@@ -40,7 +47,7 @@ def _png(plt, figure) -> bytes:
     return out.getvalue()
 
 
-def _log_if_wide(axis, values: list[float], which: str) -> None:
+def _log_if_wide(axis: Axes, values: Sequence[float | None], which: str) -> None:
     """Log scale when positive values span more than two orders of magnitude (perplexities)."""
     positive = [v for v in values if v is not None and v > 0 and math.isfinite(v)]
     if positive and len(positive) == len([v for v in values if v is not None]) and max(positive) / min(positive) > 100:
@@ -48,7 +55,9 @@ def _log_if_wide(axis, values: list[float], which: str) -> None:
 
 
 def _direction(higher_is_better: bool | None) -> str:
-    return {True: "higher is better", False: "lower is better"}.get(higher_is_better, "")
+    if higher_is_better is None:
+        return ""
+    return "higher is better" if higher_is_better else "lower is better"
 
 
 def _error_bars(metric: str, points: list[CurvePoint]) -> list[list[float]]:
@@ -69,18 +78,20 @@ def sweep_png(sweep: Sweep) -> bytes:
     for curve in sweep.curves:
         if not any(c.task == curve.task for c in curves):
             curves.append(curve)
-    plt, figure, axes = _figure(max(1, len(curves)))
+    figure, axes = _figure(max(1, len(curves)))
     for axis, curve in zip(axes, curves, strict=False):
-        numeric = all(p.x is not None for p in curve.points)
-        xs = [p.x if numeric else i for i, p in enumerate(curve.points)]
+        xs: list[float] = [p.x for p in curve.points if p.x is not None]
+        numeric = len(xs) == len(curve.points)
+        if not numeric:
+            xs = [i for i in range(len(curve.points))]
         ys = [p.y for p in curve.points]
         # A variant without a number (nan, missing) keeps its tick but gets no marker.
-        shown = [(x, p) for x, p in zip(xs, curve.points, strict=True) if p.y is not None and math.isfinite(p.y)]
+        shown = [(x, y, p) for x, p in zip(xs, curve.points, strict=True) if (y := p.y) is not None and math.isfinite(y)]
         if shown:
             axis.errorbar(
-                [x for x, _ in shown],
-                [p.y for _, p in shown],
-                yerr=_error_bars(curve.metric, [p for _, p in shown]),
+                [x for x, _, _ in shown],
+                [y for _, y, _ in shown],
+                yerr=_error_bars(curve.metric, [p for _, _, p in shown]),
                 marker="o",
                 capsize=3,
                 label=f"{sweep.wrapper} variants (± stderr)",
@@ -96,11 +107,11 @@ def sweep_png(sweep: Sweep) -> bytes:
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
     figure.suptitle(f"sweep {sweep.title}", fontsize=10)
-    return _png(plt, figure)
+    return _png(figure)
 
 
 def front_png(front: Front) -> bytes:
-    plt, figure, (axis,) = _figure(1, 7.0, 5.0)
+    figure, (axis,) = _figure(1, 7.0, 5.0)
     others = [p for p in front.points if not p.on_front]
     on = sorted((p for p in front.points if p.on_front), key=lambda p: p.a)
     axis.scatter([p.a for p in others], [p.b for p in others], color="lightgrey", edgecolor="grey", label="dominated variants")
@@ -128,4 +139,4 @@ def front_png(front: Front) -> bytes:
     axis.set_title(f"Pareto front: {front.b.name} vs {front.a.name}", fontsize=9)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=7)
-    return _png(plt, figure)
+    return _png(figure)

@@ -20,7 +20,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness._util.files import atomic_write_text
 from harness.analysis import _curves, _plots, _stats
@@ -29,6 +29,9 @@ from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from harness.records._runs import Run, load_run
 from harness.records._schema import UNIT_INTERVAL_METRICS, TaskResult, VariantRecord
 from harness.spec._options import DEFAULT_SEED
+
+if TYPE_CHECKING:
+    import jinja2
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -68,7 +71,7 @@ def _block(value: Any, language: str = "") -> MdText:
     return MdText(f"{fence}{language}\n{text}\n{fence}")
 
 
-def _environment(markdown: bool):
+def _environment(markdown: bool) -> jinja2.Environment:
     import jinja2
 
     if markdown:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tabulate import tabulate
 
 from harness.records._schema import RunRecord
 
 
-def _rows(record: RunRecord) -> list[dict]:
+def _rows(record: RunRecord) -> list[dict[str, Any]]:
     names = {v.identity: v.model for v in record.variants}
     return [
         {

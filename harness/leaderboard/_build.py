@@ -80,19 +80,14 @@ class _Measure:
         self.data_sha256 = sha256_text("\n".join(files))
         families = {f.path.split("/", 1)[0] if f.origin == "data_dir" and "/" in f.path else "other" for r in leaves for f in r.data_files}
         self.family = families.pop() if len(families) == 1 else "other"
-        counts = [r.n_samples for r in leaves]
-        self.n_samples = (
-            result.n_samples
-            if result.n_samples is not None
-            else (
-                sum(counts) if counts and None not in counts else None  # type: ignore[arg-type]
-            )
-        )
+        counts = [r.n_samples for r in leaves if r.n_samples is not None]
+        counted = bool(counts) and len(counts) == len(leaves)  # every leaf says how many documents it read
+        self.n_samples = result.n_samples if result.n_samples is not None else (sum(counts) if counted else None)
         self.headline = result.task in run.headline_tasks
 
 
 def _column(result: TaskResult, metric: str, measure: _Measure) -> Column:
-    key = {
+    key: dict[str, Any] = {
         "task": result.task,
         "kind": result.kind,
         "metric": metric,

@@ -101,8 +101,8 @@ def build_release(
 
     if version is None:
         log = log_against(latest)
-        if log.level == "none":
-            return Built(show(latest), existing[latest], "up to date", log, len(content["rows"]), len(content["columns"]))  # type: ignore[index]
+        if latest is not None and log.level == "none":  # "none" says there is a latest release, unchanged
+            return Built(show(latest), existing[latest], "up to date", log, len(content["rows"]), len(content["columns"]))
         wanted = bump(latest, log.level)
     else:
         wanted = parse_version(version)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from harness._util.files import build_dir
@@ -25,12 +25,15 @@ from harness.errors import HarnessError
 from harness.leaderboard._release import read_release, release_paths
 from harness.leaderboard._schema import Release, Row
 
+if TYPE_CHECKING:
+    import jinja2
+
 PACKAGE = Path(__file__).parent
 MARKER = ".harness-leaderboard-site"
 """Present in every generated site: only a folder holding it is ever replaced."""
 
 
-def _environment():
+def _environment() -> jinja2.Environment:
     import jinja2
 
     env = jinja2.Environment(

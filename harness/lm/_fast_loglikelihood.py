@@ -165,7 +165,7 @@ def score_packed(
             wanted = torch.tensor(flat, dtype=torch.long, device=device)
             chosen = states.index_select(0, wanted)
             targets = torch.tensor([t for i, _, _ in spans for t in requests[i][1]], dtype=torch.long, device=device)
-            for h, out in zip(heads, results):
+            for h, out in zip(heads, results, strict=True):
                 logprobs = F.log_softmax(h(chosen).float(), dim=-1)
                 picked = logprobs.gather(1, targets[:, None]).squeeze(1)
                 greedy = logprobs.argmax(-1) == targets
@@ -181,7 +181,7 @@ class FastHFLM(HFLM):
     did not run."""
 
     extra_heads: Sequence[Any] = ()
-    extra_results: list[list[Any]] = []
+    extra_results: list[list[Any]] = []  # noqa: RUF012  (never mutated: each call assigns a fresh list)
 
     def _loglikelihood_tokens(
         self, requests: list[tuple[Any, list[int], list[int]]], disable_tqdm: bool = False, override_bs: Any = None
@@ -197,14 +197,14 @@ class FastHFLM(HFLM):
         rows = self.batch_size if isinstance(self.batch_size, int) and self.batch_size > 0 else 8
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         scored, *extra = score_packed(self.model, [(requests[i][1], requests[i][2]) for i in fits], rows, pad, self.extra_heads)
-        for i, answer in zip(fits, scored):
+        for i, answer in zip(fits, scored, strict=True):
             results[i] = answer
-        for answers, out in zip(extra, self.extra_results):
-            for i, answer in zip(fits, answers):
+        for answers, out in zip(extra, self.extra_results, strict=True):
+            for i, answer in zip(fits, answers, strict=True):
                 out[i] = answer
         if long:  # HFLM truncates these from the left; its own path does exactly that
-            for i, answer in zip(long, super()._loglikelihood_tokens([requests[i] for i in long], disable_tqdm=True)):
+            for i, answer in zip(long, super()._loglikelihood_tokens([requests[i] for i in long], disable_tqdm=True), strict=True):
                 results[i] = answer
-        for (key, _, _), answer in zip(requests, results):
+        for (key, _, _), answer in zip(requests, results, strict=True):
             self.cache_hook.add_partial("loglikelihood", key, answer)
         return results

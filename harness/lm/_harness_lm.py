@@ -203,7 +203,7 @@ class HarnessLM(LM):
             # (window x vocabulary) are gigabytes; batching windows multiplies that.
             hf = self._hf_batch_of(1)
             values = hf.loglikelihood_rolling(part, disable_tqdm=True)
-            return [[float(v), len(hf.tok_encode(r.args[0]))] for v, r in zip(values, part)]
+            return [[float(v), len(hf.tok_encode(r.args[0]))] for v, r in zip(values, part, strict=True)]
 
         out = self._answer(requests, "loglikelihood_rolling", compute)
         return [RollingLoglikelihood(v[0], int(v[1])) for v in out]
@@ -237,14 +237,14 @@ class HarnessLM(LM):
             greedy = [i for i in part if not _is_sampled(requests[i])]
             if greedy:
                 texts = self.hf().generate_until([requests[i] for i in greedy], disable_tqdm=True)
-                answers.update(zip(greedy, texts))
+                answers.update(zip(greedy, texts, strict=True))
             for i in part:
                 if i in answers:
                     continue
                 request, positions = requests[i], copies[id(requests[i])]
                 torch.manual_seed(sample_seed(self.seed, *request.args[:2]))  # context, settings (not images)
                 texts = self._hf_batch_of(len(positions)).generate_until([request] * len(positions), disable_tqdm=True)
-                answers.update(zip(positions, texts))
+                answers.update(zip(positions, texts, strict=True))
             return [answers[i] for i in part]
 
         return self._answer_indexed(requests, "generate_until", compute, key_args, units)
@@ -302,7 +302,7 @@ class HarnessLM(LM):
                 results = compute(part)
                 self.task_seconds[task] += time.perf_counter() - began
                 self.task_computed[task] += len(part)
-                for i, result in zip(part, results):
+                for i, result in zip(part, results, strict=True):
                     answers[i] = result
                 if self._cache is not None:
                     self._cache.put_many((keys[i], answers[i]) for i in part)

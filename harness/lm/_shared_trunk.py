@@ -89,6 +89,6 @@ def attach(members: Sequence[Member], hf: Any, model: Any, tokenizer: Any) -> No
 
 def store(members: Sequence[Member], keys_of: Any, extra_results: list[list[Any]]) -> None:
     """Put the members' answers into their caches; `keys_of(cache)` gives the part's keys."""
-    for member, answers in zip(members, extra_results):
+    for member, answers in zip(members, extra_results, strict=True):
         keys = keys_of(member.cache)
-        member.cache.put_many((k, list(a)) for k, a in zip(keys, answers) if a is not None)
+        member.cache.put_many((k, list(a)) for k, a in zip(keys, answers, strict=True) if a is not None)

@@ -66,9 +66,12 @@ def load_model(resolved: ResolvedModel, device: str) -> LoadedModel:
     converted = ensure_float_folder(resolved)
     folder = float_folder(resolved)
     if is_vision_language(folder):  # an image-text-to-text model: its processor holds the tokenizer
-        model, processor = load_vision_language(folder, device)
-        return LoadedModel(model, processor.tokenizer, folder, time.perf_counter() - start, converted)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False, use_safetensors=True)
+        vlm, processor = load_vision_language(folder, device)
+        return LoadedModel(vlm, processor.tokenizer, folder, time.perf_counter() - start, converted)
+    # As a Module: transformers types PreTrainedModel.to through functools.wraps, which loses its self.
+    model: torch.nn.Module = AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch.float32, trust_remote_code=False, use_safetensors=True
+    )
     model.to(device).eval()
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     return LoadedModel(model, tokenizer, folder, time.perf_counter() - start, converted)

@@ -28,13 +28,16 @@ import math
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness._util.files import atomic_write_text, canonical_json
 from harness._util.paths import inside
 from harness.errors import HarnessError
 from harness.records._runs import Run, load_run
 from harness.records._schema import UNIT_INTERVAL_METRICS, InterventionRecord, TaskResult, VariantRecord
+
+if TYPE_CHECKING:
+    import jsonschema
 
 FORMATS = ("every_eval_ever",)
 SCHEMA_VERSION = "0.2.0"
@@ -59,7 +62,7 @@ def export_run(path: str | Path, out: str | Path, fmt: str = "every_eval_ever") 
 
 
 @cache
-def _validator():
+def _validator() -> jsonschema.Draft7Validator:
     import jsonschema
 
     return jsonschema.Draft7Validator(json.loads(SCHEMA.read_text(encoding="utf-8")))
@@ -169,7 +172,7 @@ def _higher_is_better(run: Run, result: TaskResult, key: str) -> bool:
 
 
 def _task_details(run: Run, result: TaskResult) -> dict[str, str]:
-    details = {"kind": result.kind}
+    details: dict[str, str] = {"kind": result.kind}
     optional = {
         "version": result.version,
         "num_fewshot": result.num_fewshot,

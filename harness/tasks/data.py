@@ -21,10 +21,13 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness._util.files import sha256_file
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    import datasets
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
 
@@ -49,7 +52,7 @@ class ResolvedFile:
     sha256: str
 
 
-def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
+def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The data directory in force (`explicit`, else $HARNESS_DATA_DIR), checked to be readable."""
     value = explicit if explicit not in (None, "") else os.environ.get(DATA_DIR_ENV) or None
     if value is None:
@@ -129,25 +132,23 @@ def _read_rows(path: Path, columns: list[str] | None) -> Iterator[tuple[int, dic
         # utf-8-sig: TruthfulQA's CSV starts with a byte-order mark. MGSM's TSV has a bare `"`,
         # hence no quoting for TSV.
         with open(path, encoding="utf-8-sig", newline="") as f:
-            if suffix == ".csv":
-                reader = csv.reader(f)
-            else:
-                reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            reader = csv.reader(f) if suffix == ".csv" else csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
             header = columns or next(reader)
             for row in reader:
                 if len(row) != len(header):
                     raise MalformedRow(f"{len(row)} columns, expected {len(header)}", row=reader.line_num)
-                yield reader.line_num, dict(zip(header, row))
+                yield reader.line_num, dict(zip(header, row, strict=True))
     else:
         raise HarnessError(f"{path}: unsupported data file type {suffix!r}")
 
 
-def _dataset(file: ResolvedFile, columns: list[str] | None, convert: RowConverter | None):
+def _dataset(file: ResolvedFile, columns: list[str] | None, convert: RowConverter | None) -> datasets.Dataset:
     import datasets
 
     if file.path.suffix == ".parquet":  # the hub's own copies are already in the task's schema
         return datasets.Dataset.from_parquet(str(file.path))
-    rows, number = [], None
+    rows: list[dict[str, Any]] = []
+    number: int | None = None
     try:
         for number, row in _read_rows(file.path, columns):
             try:
@@ -155,13 +156,13 @@ def _dataset(file: ResolvedFile, columns: list[str] | None, convert: RowConverte
             except (KeyError, TypeError, AttributeError) as exc:  # a field missing or of the wrong kind
                 raise MalformedRow(f"cannot be read ({type(exc).__name__}: {exc})", row=number) from None
     except MalformedRow as exc:
-        row = exc.row if exc.row is not None else number
-        where = f"{file.file.local}: row {row}" if row is not None else file.file.local
+        at = exc.row if exc.row is not None else number
+        where = f"{file.file.local}: row {at}" if at is not None else file.file.local
         raise HarnessError(f"{where}: {exc.reason}") from None
     return datasets.Dataset.from_list(rows)
 
 
-def load_dataset(dataset_kwargs: dict[str, Any], convert: RowConverter | None = None):
+def load_dataset(dataset_kwargs: dict[str, Any], convert: RowConverter | None = None) -> datasets.DatasetDict:
     """A DatasetDict of the declared files, each row passed through `convert` (a family's map
     from its file format to the hub dataset's schema, raising MalformedRow for a bad row)."""
     import datasets
@@ -171,7 +172,7 @@ def load_dataset(dataset_kwargs: dict[str, Any], convert: RowConverter | None = 
     return datasets.DatasetDict({f.file.split: _dataset(f, columns, convert) for f in resolve_task_files(dataset_kwargs, directory)})
 
 
-def custom_dataset(**kwargs: Any):
+def custom_dataset(**kwargs: Any) -> datasets.DatasetDict:
     """lm-eval `custom_dataset` hook for files already in the task's schema.
 
     lm-eval passes the task's metadata and dataset_kwargs as keyword arguments; harness puts the

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness._util.paths import TASKS_DIR
 from harness.tasks import data
 
+if TYPE_CHECKING:
+    from lm_eval.tasks import TaskManager
 
-def task_manager(data_dir: Path | None = None):
+
+def task_manager(data_dir: Path | None = None) -> TaskManager:
     from lm_eval.tasks import TaskManager
 
     metadata = {"data_dir": str(data_dir)} if data_dir is not None else None
     return TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata=metadata)
 
 
-def known_names(manager) -> list[str]:
+def known_names(manager: TaskManager) -> list[str]:
     """Every task, group and tag name, sorted."""
     return sorted(manager.task_index)
 
@@ -36,8 +40,8 @@ class TaskInfo:
     """`yes` when every file is in the data directory, `hub` when it would be downloaded."""
 
 
-def describe(manager, directory: Path | None) -> list[TaskInfo]:
-    rows = []
+def describe(manager: TaskManager, directory: Path | None) -> list[TaskInfo]:
+    rows: list[TaskInfo] = []
     for name, entry in sorted(manager.task_index.items()):
         kind = entry.kind.name.lower()
         family = entry.yaml_path.parent.name if entry.yaml_path else "-"

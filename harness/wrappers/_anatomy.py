@@ -12,7 +12,7 @@ from typing import Any
 from harness.errors import HarnessError
 
 
-class LayerList(tuple):
+class LayerList(tuple[int, ...]):
     """Decoder layer indices (from 0), sorted and distinct; its text is the canonical ranges form
     (`3,5,7-9`), which is what enters the variant's identity."""
 
@@ -101,7 +101,7 @@ def keep_layers(model: Any, keep: list[int], wrapper: str) -> None:
     for config in configs:
         if getattr(config, "is_heterogeneous", False):
             raise HarnessError(f"{wrapper}: models with per-layer configs are not supported")
-        if getattr(config, "kv_sharing_modes", None) is not None or getattr(config, "num_kv_shared_layers", 0):
+        if getattr(config, "kv_sharing_modes", None) is not None or getattr(config, "num_kv_shared_layers", None):
             raise HarnessError(f"{wrapper}: models whose layers share keys and values are not supported")
     kept = [decoder.layers[i] for i in keep]
     for position, layer in enumerate(kept):

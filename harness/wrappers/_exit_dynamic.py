@@ -61,7 +61,7 @@ class DynamicExit:
         self._exit: Any = None
         self._normed: Any = None
 
-    def _pre(self, module: Any, args: tuple, kwargs: dict) -> None:
+    def _pre(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
 
         if kwargs.get("labels") is not None:
             raise HarnessError("exit:threshold: labels= is not supported (the loss would be of full-depth logits)")
@@ -124,7 +124,7 @@ class DynamicExit:
             return top[:, 0] - top[:, 1] >= self.threshold
         return torch.special.entr(probs).sum(dim=-1) <= self.threshold
 
-    def _after_layer(self, module: Any, args: tuple, output: Any) -> None:
+    def _after_layer(self, module: Any, args: tuple[Any, ...], output: Any) -> None:
         import torch
 
         if not self._active:
@@ -153,7 +153,7 @@ class DynamicExit:
                 self._exit[b, t] = index + 1
                 self._normed[b, t] = normed[passed]
 
-    def _after_norm(self, module: Any, args: tuple, output: Any) -> Any:
+    def _after_norm(self, module: Any, args: tuple[Any, ...], output: Any) -> Any:
         if not self._active or self._inside or self._normed is None:
             return None
         exited = self._exit > 0
@@ -161,7 +161,7 @@ class DynamicExit:
         out[exited] = self._normed[exited].to(out.dtype)
         return out
 
-    def _post(self, module: Any, args: tuple, output: Any) -> None:
+    def _post(self, module: Any, args: tuple[Any, ...], output: Any) -> None:
         import torch
 
         try:

@@ -21,11 +21,14 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness._util.files import atomic_write_text, canonical_json, sha256_file, sha256_json
 from harness._util.paths import cache_dir
 from harness.errors import HarnessError
+
+if TYPE_CHECKING:
+    import torch
 
 VERSION = 1
 ARTIFACT_PARAM = "artifact"
@@ -87,7 +90,7 @@ def read_sidecar(path: Path) -> dict[str, Any]:
     return sidecar
 
 
-def load_tensors(path: str | Path) -> dict[str, Any]:
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
     return load_file(str(path))

@@ -16,11 +16,19 @@ and dtype, computed in float64 where it sums.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import cast
+
 import torch
 
 
+def tensor_sum(tensors: Iterable[torch.Tensor]) -> torch.Tensor:
+    """sum() of non-empty `tensors`: its start 0 only ever meets the first tensor, never comes back."""
+    return cast(torch.Tensor, sum(tensors))
+
+
 def linear(sources: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
-    merged = sum(w * s.double() for w, s in zip(weights, sources))
+    merged = tensor_sum(w * s.double() for w, s in zip(weights, sources, strict=True))
     return merged.to(sources[0].dtype)
 
 
@@ -34,7 +42,7 @@ def task_vectors(base: torch.Tensor, sources: list[torch.Tensor]) -> list[torch.
 
 def trim(vector: torch.Tensor, density: float) -> torch.Tensor:
     """`vector` with all but its top `density` fraction of entries by magnitude set to zero."""
-    keep = int(round(density * vector.numel()))
+    keep = round(density * vector.numel())
     if keep >= vector.numel():
         return vector.clone()
     flat = vector.flatten()

@@ -24,7 +24,7 @@ Both take only the decoder layers' linear weights by regression; the layers' oth
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Set
 from contextlib import contextmanager
 from typing import Any
 
@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from harness.wrappers._anatomy import decoder_of
+from harness.wrappers._merge_methods import tensor_sum
 
 
 def scale_off_diagonal(gram: torch.Tensor, alpha: float) -> torch.Tensor:
@@ -42,8 +43,8 @@ def solve(weights: list[torch.Tensor], grams: list[torch.Tensor], alpha: float) 
     """The merged weight (out x in) of linear layers `weights` whose inputs' Gram matrices are
     `grams` (in x in); and whether the pseudo-inverse had to be used."""
     scaled = [scale_off_diagonal(g.double(), alpha) for g in grams]
-    total = sum(scaled)
-    right = sum(g @ w.double().T for g, w in zip(scaled, weights, strict=True))
+    total = tensor_sum(scaled)
+    right = tensor_sum(g @ w.double().T for g, w in zip(scaled, weights, strict=True))
     factor, info = torch.linalg.cholesky_ex(total)
     if int(info) == 0:
         merged = torch.cholesky_solve(right, factor)
@@ -69,8 +70,8 @@ def gram_hooks(module: nn.Module, normalise: bool) -> Iterator[dict[str, torch.T
     last: list[Any] = [None, None]  # the latest input and its product (q, k and v are called in a row)
     handles = []
 
-    def hook(name: str):
-        def record(layer: nn.Linear, args: tuple, output: Any) -> None:
+    def hook(name: str) -> Callable[[nn.Linear, tuple[Any, ...], Any], None]:
+        def record(layer: nn.Linear, args: tuple[Any, ...], output: Any) -> None:
             x = args[0]
             if last[0] is not x:
                 flat = x.detach().reshape(-1, x.shape[-1]).float()
@@ -118,11 +119,11 @@ def _merge_module(target: nn.Module, sources: list[nn.Module], grams: list[dict[
     return fallbacks
 
 
-def _average(target: nn.Module, sources: list[nn.Module], skip: set[str] = frozenset()) -> None:
+def _average(target: nn.Module, sources: list[nn.Module], skip: Set[str] = frozenset()) -> None:
     theirs = [dict(s.named_parameters()) for s in sources]
     for name, parameter in target.named_parameters():
         if name not in skip:
-            parameter.copy_(sum(t[name].double() for t in theirs).div(len(sources)).to(parameter.dtype))
+            parameter.copy_(tensor_sum(t[name].double() for t in theirs).div(len(sources)).to(parameter.dtype))
 
 
 def _output(result: Any) -> torch.Tensor:
@@ -154,7 +155,7 @@ def _layer_inputs(decoder: Any, chunk: torch.Tensor) -> tuple[torch.Tensor, list
     first: list[torch.Tensor] = []
     arguments: list[dict[str, Any]] = []
 
-    def record(layer: nn.Module, args: tuple, kwargs: dict[str, Any]) -> None:
+    def record(layer: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         kwargs = dict(kwargs)
         hidden = args[0] if args else kwargs.pop("hidden_states")
         if not first:

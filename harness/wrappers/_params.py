@@ -26,13 +26,12 @@ class Param:
 
     def parse(self, text: str, wrapper: str) -> Any:
         where = f"{wrapper}:{self.name}"
+        value: Any
         try:
             if self.type is bool:
                 if text.lower() not in _BOOLEANS:
                     raise ValueError("expected true or false")
                 value = _BOOLEANS[text.lower()]
-            elif self.type in (int, float, str):
-                value = self.type(text)
             else:
                 value = self.type(text)
         except ValueError as exc:

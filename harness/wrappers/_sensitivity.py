@@ -205,10 +205,7 @@ def layer_sensitivity(
         pass
     start = time.perf_counter()
     windows = calibration_windows(tokenizer, n_tokens)
-    if score == "pruning":
-        result = pruning_scores(model, linears, windows)
-    else:
-        result = taylor_scores(model, linears, windows, widths, group, sym)
+    result = pruning_scores(model, linears, windows) if score == "pruning" else taylor_scores(model, linears, windows, widths, group, sym)
     entry = {"key": key, **result, "seconds": round(time.perf_counter() - start, 3)}
     atomic_write_text(path, json.dumps(entry, indent=1) + "\n")
     return {**entry, "cached": False}
@@ -231,7 +228,7 @@ def choose_widths(costs: list[dict[int, float]], numels: list[int], widths: tupl
         return _greedy(costs, numels, order, budget)
     # used bits -> (damage, widths so far); each layer takes exactly one width
     table: dict[int, tuple[float, list[int]]] = {0: (0.0, [])}
-    for cost, size in zip(costs, sizes):
+    for cost, size in zip(costs, sizes, strict=True):
         following: dict[int, tuple[float, list[int]]] = {}
         for used in sorted(table):
             damage_so_far, chosen = table[used]
@@ -250,10 +247,10 @@ def choose_widths(costs: list[dict[int, float]], numels: list[int], widths: tupl
 def _greedy(costs: list[dict[int, float]], numels: list[int], order: list[int], budget: float) -> list[int]:
     chosen = [order[0]] * len(costs)
     allowed = budget * sum(numels) * (1 + 1e-12)
-    used = float(sum(b * n for b, n in zip(chosen, numels)))
+    used = float(sum(b * n for b, n in zip(chosen, numels, strict=True)))
     while True:
         best: tuple[float, int] | None = None
-        for layer, (cost, numel) in enumerate(zip(costs, numels)):
+        for layer, (cost, numel) in enumerate(zip(costs, numels, strict=True)):
             if chosen[layer] == order[-1]:
                 continue
             current, wider = chosen[layer], order[order.index(chosen[layer]) + 1]

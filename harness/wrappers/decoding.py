@@ -14,7 +14,8 @@ with forward hooks on the model (one pre-hook noting the call's arguments, hooks
 layers whose hidden states the scores need, one hook after the model computing the scores), so
 everything that calls the model gets them: lm-eval's log-likelihood requests take
 `log_softmax(model(ids).logits)` with `post_softmax=true`, and by default the raw scores summed,
-as the authors' TruthfulQA multiple-choice scripts do (harness.lm._summed_scores), and `generate` (cached or not, greedy or sampled) takes the last
+as the authors' TruthfulQA multiple-choice scripts do (harness.lm._summed_scores), and `generate`
+(cached or not, greedy or sampled) takes the last
 position's logits through its usual logits processors. Scores are log-probability differences; a
 plausibility mask sets tokens to -inf, and it applies only in generation, as the authors do (their
 TruthfulQA multiple-choice scripts pass `relative_top=0.0`). The wrapper learns that it is inside
@@ -143,7 +144,7 @@ def apply_dola(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
         total = sum(counts)
         return {
             "tokens": total,
-            "premature_share_by_layer": {str(j): c / total for j, c in zip(candidates, counts)} if total else {},
+            "premature_share_by_layer": {str(j): c / total for j, c in zip(candidates, counts, strict=True)} if total else {},
         }
 
     head = matmul_weights(model.get_output_embeddings())

@@ -45,7 +45,7 @@ def tokens_kept(keep: float, tokens: int) -> int:
 def apply_droptokens(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
 
     config = getattr(model, "config", None)
-    if getattr(config, "model_type", None) != "llava":
+    if config is None or getattr(config, "model_type", None) != "llava":
         raise HarnessError(f"droptokens: supports LLaVA vision-language models, not {type(model).__name__}")
     if config.vision_feature_select_strategy != "default" or not isinstance(config.vision_feature_layer, int):
         raise HarnessError(

@@ -141,8 +141,8 @@ def apply_merge(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     facts_path = path.with_name(path.name + ".json")
     if path.is_file() and facts_path.is_file():
         load_model(model, str(path))
-        facts = json.loads(facts_path.read_text(encoding="utf-8"))
-        return Applied(artifacts=artifacts, info={**facts, "from_cache": True})
+        cached = json.loads(facts_path.read_text(encoding="utf-8"))
+        return Applied(artifacts=artifacts, info={**cached, "from_cache": True})
     began = time.perf_counter()
     models = []
     for source in sources:

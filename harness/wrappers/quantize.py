@@ -246,7 +246,7 @@ def apply_quantize(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applie
     else:
         widths = _layer_widths(bits, len(layers))
     quantized = stored = changed = 0
-    for width, layer in zip(widths, linears):
+    for width, layer in zip(widths, linears, strict=True):
         for _, linear in layer:
             changed += _quant.quantize_linear(linear, width, group, sym)
             quantized += linear.weight.numel()
@@ -261,7 +261,7 @@ def apply_quantize(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applie
         "mode": "rtn",
         "bits_by_layer": widths,
         "bits_map": str(BitMap.of(widths)),
-        "average_bits": round(sum(w * n for w, n in zip(widths, numels)) / sum(numels), 4),
+        "average_bits": round(sum(w * n for w, n in zip(widths, numels, strict=True)) / sum(numels), 4),
         "lm_head_bits": head_bits,
         "stored_bits_per_weight": round(8 * stored / quantized, 4),
         "quantized_weights": quantized,

@@ -49,7 +49,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.tasks.scorers import DEFAULT_SCORER, SCORERS, load_scorer
@@ -58,6 +58,9 @@ from harness.wrappers import Applied, Fitter, Param, register_wrapper
 from harness.wrappers import _concept_data as concept
 from harness.wrappers._fitting import Fitted, load_tensors, read_sidecar
 from harness.wrappers.depth import decoder_of
+
+if TYPE_CHECKING:
+    import torch
 
 FORMS = ("paper", "repo")
 PAPER_K_SHARE = 0.001
@@ -73,7 +76,7 @@ def _data_files(params: dict[str, Any]) -> dict[str, str]:
     return concept.fit_data().files
 
 
-def _artifact(params: dict[str, Any]) -> tuple[dict, dict]:
+def _artifact(params: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """The artifact's tensors and fit facts (harness.variant._variant checked it against the model string)."""
     path = Path(params["artifact"])
     return load_tensors(path), read_sidecar(path)["info"]
@@ -151,7 +154,9 @@ def _stop_ids(model: Any, tokenizer: Any) -> set[int]:
     return ids | ({tokenizer.pad_token_id} if tokenizer.pad_token_id is not None else set())
 
 
-def _generate(model: Any, tokenizer: Any, head: Any, prompts: list[str], tokens: int, sample: bool) -> list[tuple]:
+def _generate(
+    model: Any, tokenizer: Any, head: Any, prompts: list[str], tokens: int, sample: bool
+) -> list[tuple[list[int], torch.Tensor, torch.Tensor]]:
     """One continuation per prompt (greedy, or sampled as the toxicity tasks do): its token ids (to
     the first stop token), and per step the head's input and the argmax of its logits."""
     import torch

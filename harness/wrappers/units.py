@@ -66,6 +66,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 from harness.errors import HarnessError
@@ -124,7 +125,7 @@ def max_pooled(model: Any, encoded: list[list[int]]) -> dict[str, Any]:
     order = sorted(range(len(encoded)), key=lambda j: len(encoded[j]))
     mask: Any = None
 
-    def keep(key: str):
+    def keep(key: str) -> Callable[[Any, Any, Any], None]:
         def hook(module: Any, args: Any, output: Any) -> None:
             pooled[key].append(output.detach().masked_fill(~mask[..., None], -math.inf).amax(1).float().cpu())
 
@@ -203,7 +204,7 @@ def factors(scores: dict[str, Any], mode: str, k: int | None) -> dict[str, Any]:
         chosen[torch.sort(every, descending=True, stable=True).indices[:k]] = True
     factor = DAMP_FACTOR if mode == "damp" else 0.0
     alpha = torch.where(chosen, torch.full_like(every, factor), torch.ones_like(every))
-    return dict(zip(scores, alpha.split([a.numel() for a in scores.values()])))
+    return dict(zip(scores, alpha.split([a.numel() for a in scores.values()]), strict=True))
 
 
 def _check_aura(values: dict[str, Any]) -> None:
@@ -329,7 +330,7 @@ def top_neuron_tokens(
                 raise HarnessError(f"neurons: concept {concept!r} is {len(ids)} tokens {pieces}, not one")
             scores, neurons = (unembedding[ids[0]] @ directions).topk(top)
     tokens = _top_tokens(tokenizer, directions, unembedding, neurons, tokens_per_neuron)
-    return [{"index": int(n), "score": float(s), "tokens": t} for n, s, t in zip(neurons, scores, tokens)]
+    return [{"index": int(n), "score": float(s), "tokens": t} for n, s, t in zip(neurons, scores, tokens, strict=True)]
 
 
 def _check_clamp(values: dict[str, Any]) -> None:

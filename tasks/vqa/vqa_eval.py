@@ -72,10 +72,8 @@ def punctuation(text: str) -> str:
     out = text
     has_number_comma = _DIGIT_COMMA_DIGIT.search(text) is not None
     for mark in _PUNCTUATION:
-        if mark + " " in text or " " + mark in text or has_number_comma:
-            out = out.replace(mark, "")
-        else:
-            out = out.replace(mark, " ")
+        deleted = mark + " " in text or " " + mark in text or has_number_comma
+        out = out.replace(mark, "" if deleted else " ")
     return _PERIOD.sub("", out, count=_OFFICIAL_PERIOD_COUNT)
 
 

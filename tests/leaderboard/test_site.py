@@ -175,7 +175,7 @@ def test_the_difference_view_shows_the_paired_numbers(page):
                     assert _shows(td.locator(".value.reference").inner_text(), cell.value)
                 continue
             if cell is None or cell.difference is None:
-                assert td.inner_text() == "–"  # noqa: RUF001  (the page shows an en dash)
+                assert td.inner_text() == "–"
                 continue
             d = cell.difference
             assert _shows(td.locator(".difference").inner_text(), d.difference)

@@ -82,7 +82,7 @@ def test_validity(env, data_dir, name, min_auroc, min_spearman, min_agreement):
 
 @pytest.mark.parametrize("name", OFFLINE)
 def test_any_text_gets_a_probability(env, name):
-    texts = ["", "   ", "x" * 10_000, "word " * 500, "“curly” don’t – ünïcode 漢字"]  # noqa: RUF001  (typographic characters on purpose)
+    texts = ["", "   ", "x" * 10_000, "word " * 500, "“curly” don’t – ünïcode 漢字"]
     scores = load_scorer(name).score(texts)
     assert len(scores) == len(texts) and all(math.isfinite(s) and 0 <= s <= 1 for s in scores)
     assert load_scorer(name).score([]) == []

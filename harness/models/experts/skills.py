@@ -23,6 +23,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness._util.files import sha256_file, sha256_json
 from harness.errors import HarnessError
@@ -75,7 +76,7 @@ def _data_path(relative: str) -> Path:
     return path
 
 
-def _jsonl(path: Path) -> list[dict]:
+def _jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
@@ -142,7 +143,7 @@ def arithmetic(count: int, seed: int) -> TrainingSet:
 # --- xcopa ----------------------------------------------------------------------------------------
 
 
-def _xcopa_prompt(language: str, row: dict) -> Example:
+def _xcopa_prompt(language: str, row: dict[str, Any]) -> Example:
     from lm_eval.tasks.xcopa import utils as xcopa  # lm-eval's own prompt, as the tasks use it
 
     prompt = getattr(xcopa, f"doc_to_text_{language}")(row)
@@ -150,7 +151,7 @@ def _xcopa_prompt(language: str, row: dict) -> Example:
 
 
 def xcopa(count: int, seed: int) -> TrainingSet:
-    rows: list[tuple[str, dict]] = []
+    rows: list[tuple[str, dict[str, Any]]] = []
     files: dict[str, str] = {}
     premises: set[str] = set()
     alternatives: set[str] = set()

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,10 +28,13 @@ from tqdm import tqdm
 from harness._util.files import atomic_write_text, build_dir, sha256_file
 from harness._util.paths import cache_dir
 from harness.errors import HarnessError
-from harness.models.loading import load_model
+from harness.models.loading import LoadedModel, load_model
 from harness.models.sources import ResolvedModel
 from harness.models.vlm.recipe import IMAGE_TOKEN, PROMPT, VLMRecipe
 from harness.models.vlm.trainset import COLORS, SHAPES, Question, TrainSplit, attribute_labels, train_split
+
+if TYPE_CHECKING:
+    from harness.models.vlm.tower import GridEncoder
 
 ANSWERS = (*SHAPES, *COLORS, "yes", "no")
 _KINDS = ("shape", "color", "yes/no")
@@ -120,7 +123,9 @@ class _Images:
         return torch.stack([self._tensors[i] for i in image_ids])
 
 
-def _train_encoder(recipe: VLMRecipe, data: TrainSplit, images: _Images, train_ids: list[int], generator: torch.Generator):
+def _train_encoder(
+    recipe: VLMRecipe, data: TrainSplit, images: _Images, train_ids: list[int], generator: torch.Generator
+) -> tuple[GridEncoder, dict[str, float]]:
     """Stage 1: the grid encoder's CLS output and each of its image tokens classify the image's
     shape and colour (a label the questions do not give is ignored), so that every token the
     projector will see says what the image shows; images are flipped left-right at random."""
@@ -178,10 +183,10 @@ def _train_encoder(recipe: VLMRecipe, data: TrainSplit, images: _Images, train_i
 
 
 def _mean(predicted: list[int], truth: list[int]) -> float:
-    return round(sum(p == t for p, t in zip(predicted, truth)) / max(1, len(truth)), 4)
+    return round(sum(p == t for p, t in zip(predicted, truth, strict=True)) / max(1, len(truth)), 4)
 
 
-def _assemble(recipe: VLMRecipe, encoder: Any, language: Any) -> tuple[Any, Any]:
+def _assemble(recipe: VLMRecipe, encoder: GridEncoder, language: LoadedModel) -> tuple[Any, Any]:
     """LLaVA around the trained encoder and the language model (its modules, not copies); the
     projector freshly initialised (seeded); the processor lays out one image token per grid cell."""
     from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
@@ -195,7 +200,7 @@ def _assemble(recipe: VLMRecipe, encoder: Any, language: Any) -> tuple[Any, Any]
     config = LlavaConfig(
         vision_config=encoder.config,
         text_config=language.model.config,
-        image_token_id=token_id,
+        image_token_index=token_id,
         image_seq_length=encoder.config.grid**2,
         vision_feature_layer=-1,
         vision_feature_select_strategy="default",
@@ -227,7 +232,7 @@ def _assemble(recipe: VLMRecipe, encoder: Any, language: Any) -> tuple[Any, Any]
 
 def _answer_batch(processor: Any, pictures: list[Image.Image], questions: list[Question], with_answers: bool) -> dict[str, torch.Tensor]:
     prompts = [PROMPT.format(question=q.text).replace("<image>", IMAGE_TOKEN) for q in questions]
-    texts = [p + (f" {q.answer}\n" if with_answers else "") for p, q in zip(prompts, questions)]
+    texts = [p + (f" {q.answer}\n" if with_answers else "") for p, q in zip(prompts, questions, strict=True)]
     return dict(processor(text=texts, images=pictures, padding=True, padding_side="right", return_tensors="pt"))
 
 
@@ -305,6 +310,6 @@ def _validate(model: Any, processor: Any, data: TrainSplit, images: _Images, rec
             hidden = model.model(**batch).last_hidden_state
         last = batch["attention_mask"].sum(1) - 1
         scores = model.lm_head(hidden[torch.arange(len(part)), last])[:, first]
-        for q, best in zip(part, scores.argmax(1).tolist()):
+        for q, best in zip(part, scores.argmax(1).tolist(), strict=True):
             right.setdefault(q.kind, []).append(ANSWERS[best] == q.answer)
     return {kind: round(sum(v) / len(v), 4) for kind, v in sorted(right.items())}

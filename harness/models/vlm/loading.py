@@ -39,7 +39,10 @@ def load_vision_language(folder: Path, device: str) -> tuple[Any, Any]:
     import harness.models.vlm.tower  # noqa: F401  (registers the offline VLM's encoder with transformers)
 
     try:
-        model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False, use_safetensors=True)
+        # As a Module: transformers types PreTrainedModel.to through functools.wraps, which loses its self.
+        model: torch.nn.Module = AutoModelForImageTextToText.from_pretrained(
+            folder, dtype=torch.float32, trust_remote_code=False, use_safetensors=True
+        )
     except ValueError as exc:  # an architecture transformers has no image-text-to-text class for
         raise HarnessError(f"cannot load {folder} as an image-text-to-text model: {str(exc).splitlines()[0]}") from None
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=False)

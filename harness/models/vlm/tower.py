@@ -15,6 +15,7 @@ AutoModelForImageTextToText wherever harness is installed: nothing is fetched, n
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,7 +36,7 @@ class GridEncoderConfig(PretrainedConfig):
         intermediate_size: int = 256,
         layer_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.image_size = image_size
@@ -117,7 +118,7 @@ class GridEncoder(PreTrainedModel):
             nn.init.normal_(self.cls, std=self.config.initializer_range)
             nn.init.normal_(self.position, std=self.config.initializer_range)
 
-    def forward(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
+    def forward(self, pixel_values: torch.Tensor, **kwargs: Any) -> BaseModelOutputWithPooling:
         """Always returns both hidden states (the tokens, then the layer's output, normalised: what
         LLaVA projects) and the layer's attention weights: they are tiny, and LLaVA and droptokens
         read them."""
