@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
 export HARNESS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: setup eval test test-fast chromium docs
+.PHONY: setup eval test test-fast lint chromium docs
 
 setup: $(VENV)/.installed
 
@@ -41,7 +41,16 @@ chromium:
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
-test: setup chromium docs
+# The house's checks: lint and format (ruff), the layer contract (import-linter: a module importing
+# from a layer above it fails), and types (mypy, untyped definitions disallowed; config in pyproject).
+LINTED := harness tests bench recipes tasks evaluate_measurements harness_lm_eval_hook.py
+lint: setup
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+test: setup chromium docs lint
 	$(BIN)/python -m pytest
 
 # The fast tier: the suite without the tests marked slow (pyproject.toml), about 2 minutes on 2 cores.
