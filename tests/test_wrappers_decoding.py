@@ -127,7 +127,7 @@ def test_parameters_are_checked_when_the_model_string_is_parsed():
 def test_the_amateur_instruction_enters_the_identity():
     contrast = WRAPPERS.get("contrast")
     params = contrast.resolve({})
-    assert INSTRUCTION_SHA256 == hashlib.sha256(INSTRUCTION.encode("utf-8")).hexdigest()
+    assert hashlib.sha256(INSTRUCTION.encode("utf-8")).hexdigest() == INSTRUCTION_SHA256
     assert contrast.artifacts(params) == {"amateur_instruction": INSTRUCTION_SHA256}
     assert contrast.artifacts(params, None) == contrast.artifacts(params)  # the hook may also get the base
 
@@ -279,7 +279,7 @@ def test_contrast_lower_layer_term_changes_the_scores():
 
 
 def test_contrast_generation_with_the_cache_equals_recomputing():
-    base, model, applied = _wrapped("contrast:beta=0.5,omega=0.7,layer=4")
+    _, model, _ = _wrapped("contrast:beta=0.5,omega=0.7,layer=4")
     ids, mask = _left_padded()
     cached, cached_scores = _generate(model, ids, mask, use_cache=True)
     recomputed, recomputed_scores = _generate(model, ids, mask, use_cache=False)
@@ -321,7 +321,6 @@ def test_loglikelihoods_sum_the_raw_scores_unless_post_softmax(embedded_default,
 
     from harness.lm._summed_scores import SummedScoresHFLM
     from harness.models.loading import float_folder
-    from harness.wrappers import sums_raw_scores
 
     tokenizer = AutoTokenizer.from_pretrained(float_folder(embedded_default))
     torch.manual_seed(0)
@@ -336,14 +335,13 @@ def test_loglikelihoods_sum_the_raw_scores_unless_post_softmax(embedded_default,
     )
     base = LlamaForCausalLM(config).eval()
     raw, normed = copy.deepcopy(base), copy.deepcopy(base)
-    _apply(raw, wrapper)
-    _apply(normed, f"{wrapper},post_softmax=true")
-    assert sums_raw_scores(raw) and not sums_raw_scores(normed) and not sums_raw_scores(base)
+    assert _apply(raw, wrapper).scoring == "raw_sum"
+    assert _apply(normed, f"{wrapper},post_softmax=true").scoring == "log_softmax"
     pairs = [("Question: what is two plus two?\nAnswer:", " four"), ("The capital of France is", " Paris, of course.")]
     requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
     summed = SummedScoresHFLM(pretrained=raw, tokenizer=tokenizer, batch_size=1, device="cpu").loglikelihood(requests)
     softmaxed = HFLM(pretrained=normed, tokenizer=tokenizer, batch_size=2, device="cpu").loglikelihood(requests)
-    for (context, continuation), (total, _), (normalised, _) in zip(pairs, summed, softmaxed):
+    for (context, continuation), (total, _), (normalised, _) in zip(pairs, summed, softmaxed, strict=True):
         context_ids = tokenizer.encode(context)
         continuation_ids = tokenizer.encode(context + continuation)[len(context_ids) :]
         ids = torch.tensor([context_ids + continuation_ids])

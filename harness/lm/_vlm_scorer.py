@@ -63,9 +63,10 @@ class VLMScorer(HFLM):
         kwargs.setdefault("tokenizer", processor.tokenizer)
         super().__init__(pretrained=pretrained, backend="causal", **kwargs)
         self.processor = processor
-        self.image_token = getattr(processor, "image_token", None)
-        if not self.image_token:
+        image_token = getattr(processor, "image_token", None)
+        if not image_token:
             raise HarnessError(f"{type(processor).__name__} names no image token; harness cannot place images")
+        self.image_token: str = image_token
         self.image_token_id = image_token_id(self.model)
 
     # --- encoding -------------------------------------------------------------------------------
@@ -174,7 +175,7 @@ class VLMScorer(HFLM):
                 batch = self._batch([self.encode(requests[i].args[0], images_of(requests[i].args)) for i in part], left=True)
                 context = batch.pop("input_ids")
                 out = self._model_generate(context=context, max_length=context.shape[1] + max_gen_toks, stop=until, **batch, **kwargs)
-                for i, tokens in zip(part, out[:, context.shape[1] :].tolist()):
+                for i, tokens in zip(part, out[:, context.shape[1] :].tolist(), strict=True):
                     texts[i] = postprocess_generated_text(self.tok_decode(tokens), until, None)
         return texts
 
@@ -187,9 +188,9 @@ class VLMScorer(HFLM):
         plain = [i for i, r in enumerate(requests) if not images_of(r.args)]
         answers: list[Any] = [None] * len(requests)
         if plain:
-            for i, answer in zip(plain, text_fn([requests[i] for i in plain], disable_tqdm=disable_tqdm)):
+            for i, answer in zip(plain, text_fn([requests[i] for i in plain], disable_tqdm=disable_tqdm), strict=True):
                 answers[i] = answer
         if with_images:
-            for i, answer in zip(with_images, image_fn([requests[i] for i in with_images])):
+            for i, answer in zip(with_images, image_fn([requests[i] for i in with_images]), strict=True):
                 answers[i] = answer
         return answers
