@@ -171,8 +171,7 @@ def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None)
 
 
 def _resolve(spec: RunSpec) -> _Plan:
-    """Resolve and check everything before the output folder is touched: every model's files and
-    identity, every task's data and config hash, the scorer's weights."""
+    """Resolve and check models, tasks, data and scorer first, so a bad spec writes nothing."""
     environment = _environment.capture()  # the code and packages as they are when the run starts
     device = resolve_device(spec.device)
     manager = task_manager(spec.data_dir)
@@ -203,8 +202,7 @@ def _task_hashes(spec: RunSpec, tasks: LoadedTasks, files: dict[str, list[data.R
 
 
 def _scorer(spec: RunSpec, tasks: LoadedTasks) -> ScorerRecord | None:
-    """The scorer of generated text, loaded now when a task needs one, so that missing weights
-    fail before anything is generated."""
+    """The toxicity scorer, loaded now if a task needs it, so missing weights fail before generating."""
     if not any(toxicity.is_scored(task) for task in tasks.leaves.values()):
         return None
     identity = toxicity.select_scorer(spec.scorer).identity
@@ -229,8 +227,7 @@ def _spec_record(spec: RunSpec, device: str) -> RunSpecRecord:
 
 
 def _staging_folder(plan: _Plan) -> Path:
-    """An empty folder to assemble the run folder in; a killed run of the same spec left its own
-    there, whose work is in the request cache."""
+    """An empty folder to assemble the run in (a killed run's leftover goes: its work is cached)."""
     staging = plan.spec.output_dir / ".incomplete" / plan.spec_hash[:16]
     if staging.exists():
         shutil.rmtree(staging)
@@ -239,8 +236,7 @@ def _staging_folder(plan: _Plan) -> Path:
 
 
 def _evaluate_variants(plan: _Plan, staging: Path) -> tuple[list[VariantRecord], list[TaskResult], dict[str, Any]]:
-    """Each variant through lm-eval in turn, its sample logs written to `staging`; head-only
-    variants of one base are scored on their leader's decoder pass (harness.lm._shared_trunk)."""
+    """Evaluate each variant in turn (head-only variants of a base ride on their leader's passes)."""
     variant_records: list[VariantRecord] = []
     results: list[TaskResult] = []
     raw: dict[str, Any] = {}
@@ -263,8 +259,7 @@ def _requests_of(variant: Variant) -> RequestCache:
 def _evaluate_variant(
     plan: _Plan, variant: Variant, tasks: LoadedTasks, members: Sequence[Variant]
 ) -> tuple[VariantRecord, dict[str, Any], HarnessLM]:
-    """One variant's evaluation by lm-eval (its shared-trunk `members` answered on its passes, into
-    their own caches), and its record; the lm keeps the per-task counts and timings."""
+    """Evaluate one variant (and its shared-trunk `members`, into their caches); describe it for the record."""
     spec = plan.spec
     cache = _requests_of(variant)
     group = [_shared_trunk.Member(member, _requests_of(member)) for member in members]
@@ -308,7 +303,7 @@ def _evaluate_variant(
 
 
 def _publish(record: RunRecord, staging: Path, output_dir: Path) -> Path:
-    """Write the record into the staging folder and move the folder to its final name."""
+    """Write the record and rename the staging folder into place, so a run folder is whole or absent."""
     write_record(record, staging)
     final = output_dir / record.run_id
     publish_dir(staging, final)
@@ -330,8 +325,7 @@ def _task_results(
     mode: str,
     scorers: dict[str, ScorerRecord | None],
 ) -> list[TaskResult]:
-    """The record's rows for one variant's lm-eval output; each leaf task's sample log is written
-    into `staging` as `mode` asks."""
+    """The record's rows for one variant's lm-eval output, writing each leaf task's sample log to `staging`."""
     results = []
     short = variant.identity[:12]
     for name, entry in out["results"].items():
