@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -12,9 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from harness._util.paths import cache_dir
-
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def canonical_json(obj: Any) -> str:
@@ -56,17 +54,27 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _new_file(path.parent, f".{path.name}.", ".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def _new_file(folder: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """A new file of a name no one else holds, opened for writing with the usual permissions
+    (0666 less the umask, as open() gives; tempfile.mkstemp's are 0600)."""
+    while True:
+        candidate = folder / f"{prefix}{secrets.token_hex(8)}{suffix}"
+        try:
+            return os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), candidate
+        except FileExistsError:
+            continue
 
 
 def build_dir(final: Path, write: Callable[[Path], object]) -> None:

@@ -13,10 +13,13 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import ray
 import torch
+from ray.actor import ActorClass
 
 from harness._util.paths import cache_dir
 from harness.engine._grid import Shard, Workload
@@ -42,13 +45,17 @@ class RayOptions:
     cpus_per_worker: int = 1
 
 
-@ray.remote(max_restarts=_RETRIES, max_task_retries=_RETRIES)
-class _Actor:
+class _ShardActor:
     def __init__(self, capacity: int | None, memory_budget: int) -> None:
         self.worker = ShardWorker(capacity, memory_budget)
 
     def evaluate(self, job: ShardJob) -> ShardOutcome:
         return self.worker.evaluate(job)
+
+
+# Ray's stubs type a decorated class as the class itself, without the actor class's `options`; and
+# its handles' remote methods not at all (the actor handles below are Any).
+_Actor = cast("ActorClass[_ShardActor]", ray.remote(max_restarts=_RETRIES, max_task_retries=_RETRIES)(_ShardActor))
 
 
 def _progress(line: str) -> None:
@@ -59,7 +66,7 @@ class RayExecutor:
     """Callable as a harness.engine._grid.Executor. `on_shard(outcome)` is called after each shard's
     results are stored (the tests use it to kill a worker or the driver mid-run)."""
 
-    def __init__(self, options: RayOptions, on_shard=None) -> None:
+    def __init__(self, options: RayOptions, on_shard: Callable[[ShardOutcome], object] | None = None) -> None:
         self.options = options
         self.on_shard = on_shard
 
@@ -110,7 +117,7 @@ class RayExecutor:
             shards=tuple(records[s] for s in shards),
         )
 
-    def _start_actors(self, workload: Workload, todo: int) -> list:
+    def _start_actors(self, workload: Workload, todo: int) -> list[Any]:
         resources = ray.cluster_resources()
         on_gpu = workload.device.startswith("cuda")
         slots = int(resources.get("GPU", 0)) if on_gpu else int(resources.get("CPU", 1)) // self.options.cpus_per_worker
@@ -124,7 +131,15 @@ class RayExecutor:
             for _ in range(count)
         ]
 
-    def _dispatch(self, workload, actors, pending, caches, records, started: float) -> int:
+    def _dispatch(
+        self,
+        workload: Workload,
+        actors: list[Any],
+        pending: dict[int, deque[Shard]],
+        caches: dict[str, RequestCache],
+        records: dict[Shard, ShardRecord],
+        started: float,
+    ) -> int:
         """Keep every worker busy with one shard; prefer a variant it already holds."""
         totals = {i: sum(1 for s in records if s.variant == i) + len(q) for i, q in pending.items()}
         done = {i: sum(1 for s in records if s.variant == i) for i in pending}

@@ -12,7 +12,6 @@ with the batch size (a known lm-eval pain point: lm-eval issues #335, #1645, #24
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness._util.environ import scoped_environ
 from harness._util.paths import cache_dir
 from harness.engine._run import run
 from harness.errors import HarnessError
@@ -113,20 +113,13 @@ def _given(run: Run, batch_size: int | str, output_dir: Path, data_dir: str | No
 def _empty_request_cache() -> Iterator[None]:
     """A cache folder whose every entry but `requests/` is the user's own."""
     shared = cache_dir()
-    previous = os.environ.get(CACHE_ENV)
     with tempfile.TemporaryDirectory(prefix="harness-reproduce-cache-") as folder:
         if shared.is_dir():
             for entry in shared.iterdir():
                 if entry.name != "requests":
                     (Path(folder) / entry.name).symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
-        os.environ[CACHE_ENV] = folder
-        try:
+        with scoped_environ({CACHE_ENV: folder}):
             yield
-        finally:
-            if previous is None:
-                os.environ.pop(CACHE_ENV, None)
-            else:
-                os.environ[CACHE_ENV] = previous
 
 
 def _close(old: Any, new: Any, tolerance: float) -> bool:
@@ -230,7 +223,9 @@ def reproduce(
         build_spec(_given(old, size, Path("."), data_dir), known)
     out = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix=f"harness-reproduce-{old.record.run_id}-"))
     specs = [build_spec(_given(old, size, out / f"batch-{size}", data_dir), known) for size in sizes]
-    reruns, per_rerun, notes = [], [], []
+    reruns: list[Rerun] = []
+    per_rerun: list[list[tuple[str, str, str, str, str, bool]]] = []
+    notes: list[str] = []
     for size, spec in zip(sizes, specs, strict=True):
         started = time.perf_counter()
         with _empty_request_cache():

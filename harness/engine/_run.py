@@ -9,14 +9,10 @@ not finished; the run folder is assembled in `<output-dir>/.incomplete/` and ren
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
-import logging
-import os
 import re
 import shutil
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +20,7 @@ from typing import Any
 
 from harness._util.files import atomic_write_text, canonical_json, publish_dir, sha256_json
 from harness._util.paths import cache_dir
+from harness.engine._evaluate import LoadedTasks, evaluate, load_tasks, process_kept
 from harness.engine._grid import Executor, Workload
 from harness.errors import HarnessError
 from harness.lm import _shared_trunk
@@ -32,11 +29,11 @@ from harness.lm._request_cache import RequestCache
 from harness.models import resolve_model
 from harness.models.device import resolve_device
 from harness.records import _environment
+from harness.records._environment import Environment
 from harness.records._schema import (
     AppliedRecord,
     CostRecord,
     DataFileRecord,
-    ExecutionRecord,
     MetricValue,
     RunRecord,
     RunSpecRecord,
@@ -53,20 +50,8 @@ from harness.variant._variant import Variant
 
 # Sample-log fields that carry the dataset's text; `public` sample logs leave them out.
 _DOCUMENT_FIELDS = ("doc", "arguments", "target")
-
-
-def quiet_libraries() -> None:
-    """Keep the terminal for harness's progress and table: libraries only report errors."""
-    import datasets
-    import transformers
-
-    for name in ("lm_eval", "datasets", "transformers", "accelerate", "huggingface_hub"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    warnings.filterwarnings("ignore", module="lm_eval")
-
+# What the record keeps of lm-eval's own output, per variant.
+_LM_EVAL_KEYS = ("results", "groups", "group_subtasks", "versions", "n-shot", "higher_is_better", "n-samples")
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
@@ -85,74 +70,6 @@ def _stable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_stable(v) for v in value]
     return value
-
-
-@dataclass
-class _LoadedTasks:
-    top_level: list[Any]
-    """What simple_evaluate is given: one Task or Group per requested name (tags expand to tasks)."""
-    leaves: dict[str, Any]
-    requested_as: dict[str, str]
-    """Leaf task -> the name in --tasks that brought it in."""
-
-    def samples(self, spec: RunSpec) -> dict[str, list[int]] | None:
-        """lm-eval's per-task document indices when --limit has per-task overrides, else None."""
-        if not spec.limit_per_task:
-            return None
-        overrides = dict(spec.limit_per_task)
-        chosen = {}
-        for name, task in self.leaves.items():
-            n = overrides.get(name, overrides.get(self.requested_as[name], spec.limit))
-            size = len(task.eval_docs)
-            chosen[name] = list(range(size if n is None else min(n, size)))
-        return chosen
-
-    def documents(self, spec: RunSpec) -> dict[str, int]:
-        """Documents each leaf task evaluates: the first N of its eval split."""
-        if chosen := self.samples(spec):
-            return {name: len(indices) for name, indices in chosen.items()}
-        return {
-            name: len(task.eval_docs) if spec.limit is None else min(spec.limit, len(task.eval_docs)) for name, task in self.leaves.items()
-        }
-
-
-def _load_tasks(manager, names: Sequence[str], spec: RunSpec) -> _LoadedTasks:
-    """The requested tasks, with the run's settings that live in a task's config applied."""
-    top_level: list[Any] = []
-    leaves: dict[str, Any] = {}
-    requested_as: dict[str, str] = {}
-    for name in names:
-        loaded = manager.load(name)
-        if name in loaded["groups"]:
-            top_level.append(loaded["groups"][name])
-        else:
-            top_level.extend(loaded["tasks"].values())
-        leaves.update(loaded["tasks"])
-        requested_as.update({leaf: name for leaf in loaded["tasks"] if leaf not in requested_as})
-    for task in leaves.values():
-        if toxicity.is_scored(task):
-            toxicity.apply_samples(task, spec.toxicity_samples)
-        _process_docs_once(task)
-    return _LoadedTasks(top_level, leaves, requested_as)
-
-
-def _process_docs_once(task: Any) -> None:
-    """lm-eval applies a task's `process_docs` on every access to its documents (five times per
-    arithmetic subtask even at --limit 1, each a map over 2,000 documents: 5 s of a 17 s run); the
-    result is the same every time, so keep it per split. `functools.wraps` keeps the function's
-    name, hence the task's config hash."""
-    process = getattr(task.config, "process_docs", None)
-    if not callable(process) or hasattr(process, "__wrapped__"):
-        return
-    done: dict[int, tuple[Any, Any]] = {}
-
-    @functools.wraps(process)
-    def once(dataset: Any) -> Any:
-        if id(dataset) not in done:  # the dataset is kept with its result, so its id is not reused
-            done[id(dataset)] = (dataset, process(dataset))
-        return done[id(dataset)][1]
-
-    task.config.process_docs = once
 
 
 def _metrics(entry: dict[str, Any]) -> dict[str, MetricValue]:
@@ -188,25 +105,90 @@ def _refuse_fit_overlap(variants: Sequence[Variant], files: dict[str, list[data.
                     )
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """A run checked and resolved, before anything is evaluated or written."""
+
+    spec: RunSpec
+    environment: Environment
+    device: str
+    manager: Any
+    variants: list[Variant]
+    tasks: LoadedTasks
+    """The tasks as loaded for the checks; the first variant is evaluated on them."""
+    files: dict[str, list[data.ResolvedFile]]
+    task_hashes: dict[str, str]
+    scorer: ScorerRecord | None
+    spec_record: RunSpecRecord
+    spec_hash: str
+
+    @property
+    def scorers(self) -> dict[str, ScorerRecord | None]:
+        """Leaf task -> the scorer of its generations, for the tasks scored by one."""
+        return {name: self.scorer for name, task in self.tasks.leaves.items() if toxicity.is_scored(task)}
+
+    def workload(self) -> Workload:
+        return Workload(
+            spec=self.spec,
+            variants=tuple(self.variants),
+            documents=self.tasks.documents(self.spec),
+            requested_as=dict(self.tasks.requested_as),
+            task_hashes=self.task_hashes,
+            device=self.device,
+        )
+
+
 def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None) -> tuple[RunRecord, Path]:
     """Evaluate every variant of `spec` on its tasks; return the record and its run folder.
     An `executor` (harness.engine._grid) computes the requests elsewhere first, into the request caches."""
-    import lm_eval
-
     started = time.perf_counter()
     created = dt.datetime.now(dt.UTC)
-    quiet_libraries()
-    if spec.data_dir is not None:
-        # Wrappers' calibration text and lm-eval's own loading read the data directory from here.
-        os.environ[data.DATA_DIR_ENV] = str(spec.data_dir)
+    with process_kept(spec):
+        plan = _resolve(spec)
+        setup_seconds = time.perf_counter() - started
+        execution = executor(plan.workload()) if executor is not None else None
+        staging = _staging_folder(plan)
+        try:
+            variant_records, results, raw = _evaluate_variants(plan, staging)
+            timings = Timings(total_seconds=time.perf_counter() - started, setup_seconds=setup_seconds)
+            record = RunRecord(
+                run_id=f"{created:%Y%m%dT%H%M%SZ}-{plan.spec_hash[:8]}",
+                created_at=created.isoformat(),
+                command=tuple(command),
+                spec_given={k: str(v) if isinstance(v, Path) else v for k, v in spec.given.items()},
+                spec=plan.spec_record,
+                variants=tuple(variant_records),
+                results=tuple(results),
+                lm_eval=json.loads(canonical_json(raw)),
+                environment=plan.environment,
+                timings=timings,
+                execution=execution,
+            )
+            return record, _publish(record, staging, spec.output_dir)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+
+
+def _resolve(spec: RunSpec) -> _Plan:
+    """Resolve and check models, tasks, data and scorer first, so a bad spec writes nothing."""
     environment = _environment.capture()  # the code and packages as they are when the run starts
     device = resolve_device(spec.device)
     manager = task_manager(spec.data_dir)
     variants = [Variant(v, resolve_model(v.base)) for v in spec.variants]
-    first_tasks = _load_tasks(manager, spec.tasks, spec)
-    files = {name: data.resolve_task_files(task.config.dataset_kwargs, spec.data_dir) for name, task in first_tasks.leaves.items()}
+    tasks = load_tasks(manager, spec.tasks, spec)
+    files = {name: data.resolve_task_files(task.config.dataset_kwargs, spec.data_dir) for name, task in tasks.leaves.items()}
     _refuse_fit_overlap(variants, files)
-    task_hashes = {
+    task_hashes = _task_hashes(spec, tasks, files)
+    scorer = _scorer(spec, tasks)
+    spec_record = _spec_record(spec, device)
+    spec_hash = sha256_json({"spec": spec_record.model_dump(mode="json"), "variants": [v.identity for v in variants], "tasks": task_hashes})
+    return _Plan(spec, environment, device, manager, variants, tasks, files, task_hashes, scorer, spec_record, spec_hash)
+
+
+def _task_hashes(spec: RunSpec, tasks: LoadedTasks, files: dict[str, list[data.ResolvedFile]]) -> dict[str, str]:
+    """Leaf task -> the hash of what fixes its requests: config, data files, few-shot count, seed."""
+    return {
         name: sha256_json(
             {
                 "config": _stable(task.dump_config()),
@@ -215,13 +197,20 @@ def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None)
                 "seed": spec.seed,
             }
         )
-        for name, task in first_tasks.leaves.items()
+        for name, task in tasks.leaves.items()
     }
-    scorer = None
-    if any(toxicity.is_scored(task) for task in first_tasks.leaves.values()):
-        identity = toxicity.select_scorer(spec.scorer).identity  # missing weights fail here, before generating
-        scorer = ScorerRecord(name=identity.name, version=identity.version, weights_sha256=identity.weights_sha256)
-    spec_record = RunSpecRecord(
+
+
+def _scorer(spec: RunSpec, tasks: LoadedTasks) -> ScorerRecord | None:
+    """The toxicity scorer, loaded now if a task needs it, so missing weights fail before generating."""
+    if not any(toxicity.is_scored(task) for task in tasks.leaves.values()):
+        return None
+    identity = toxicity.select_scorer(spec.scorer).identity
+    return ScorerRecord(name=identity.name, version=identity.version, weights_sha256=identity.weights_sha256)
+
+
+def _spec_record(spec: RunSpec, device: str) -> RunSpecRecord:
+    return RunSpecRecord(
         models=tuple(v.model for v in spec.variants),
         tasks=spec.tasks,
         limit=spec.limit,
@@ -235,107 +224,90 @@ def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None)
         scorer=spec.scorer,
         toxicity_samples=spec.toxicity_samples,
     )
-    spec_hash = sha256_json({"spec": spec_record.model_dump(mode="json"), "variants": [v.identity for v in variants], "tasks": task_hashes})
-    scorers = {name: scorer for name, task in first_tasks.leaves.items() if toxicity.is_scored(task)}
-    setup_seconds = time.perf_counter() - started
-    execution: ExecutionRecord | None = None
-    if executor is not None:
-        workload = Workload(
-            spec=spec,
-            variants=tuple(variants),
-            documents=first_tasks.documents(spec),
-            requested_as=dict(first_tasks.requested_as),
-            task_hashes=task_hashes,
-            device=device,
-        )
-        execution = executor(workload)
 
-    staging = spec.output_dir / ".incomplete" / spec_hash[:16]
-    if staging.exists():  # left by a killed run of the same spec; its work is in the cache
+
+def _staging_folder(plan: _Plan) -> Path:
+    """An empty folder to assemble the run in (a killed run's leftover goes: its work is cached)."""
+    staging = plan.spec.output_dir / ".incomplete" / plan.spec_hash[:16]
+    if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
+    return staging
+
+
+def _evaluate_variants(plan: _Plan, staging: Path) -> tuple[list[VariantRecord], list[TaskResult], dict[str, Any]]:
+    """Evaluate each variant in turn (head-only variants of a base ride on their leader's passes)."""
+    variant_records: list[VariantRecord] = []
+    results: list[TaskResult] = []
+    raw: dict[str, Any] = {}
+    groups = _shared_trunk.plan(plan.variants)
+    for index, variant in enumerate(plan.variants):
+        # An evaluation leaves its requests on lm-eval's task objects: every other variant gets fresh ones.
+        tasks = plan.tasks if index == 0 else load_tasks(plan.manager, plan.spec.tasks, plan.spec)
+        members = [plan.variants[i] for i in groups.get(index, ())]
+        variant_record, out, lm = _evaluate_variant(plan, variant, tasks, members)
+        variant_records.append(variant_record)
+        results.extend(_task_results(out, variant, lm, plan.files, plan.task_hashes, staging, plan.spec.samples, plan.scorers))
+        raw[variant.identity] = {key: out.get(key) for key in _LM_EVAL_KEYS}
+    return variant_records, results, raw
+
+
+def _requests_of(variant: Variant) -> RequestCache:
+    return RequestCache(cache_dir() / "requests", variant.identity)
+
+
+def _evaluate_variant(
+    plan: _Plan, variant: Variant, tasks: LoadedTasks, members: Sequence[Variant]
+) -> tuple[VariantRecord, dict[str, Any], HarnessLM]:
+    """Evaluate one variant (and its shared-trunk `members`, into their caches); describe it for the record."""
+    spec = plan.spec
+    cache = _requests_of(variant)
+    group = [_shared_trunk.Member(member, _requests_of(member)) for member in members]
+    lm = HarnessLM(
+        variant=variant,
+        cache=cache,
+        task_hashes=plan.task_hashes,
+        batch_size=spec.batch_size,
+        device=plan.device,
+        seed=spec.seed,
+        members=group,
+    )
+    scored_before = (toxicity.CLOCK.seconds, toxicity.CLOCK.texts)
     try:
-        variant_records, results, raw = [], [], {}
-        groups = _shared_trunk.plan(variants)  # head-only variants of one base: one decoder pass
-        for index, variant in enumerate(variants):
-            loaded_tasks = first_tasks if index == 0 else _load_tasks(manager, spec.tasks, spec)
-            cache = RequestCache(cache_dir() / "requests", variant.identity)
-            members = [
-                _shared_trunk.Member(variants[i], RequestCache(cache_dir() / "requests", variants[i].identity))
-                for i in groups.get(index, ())
-            ]
-            lm = HarnessLM(
-                variant=variant,
-                cache=cache,
-                task_hashes=task_hashes,
-                batch_size=spec.batch_size,
-                device=device,
-                seed=spec.seed,
-                members=members,
-            )
-            scored_before = (toxicity.CLOCK.seconds, toxicity.CLOCK.texts)
-            try:
-                out = lm_eval.simple_evaluate(
-                    model=lm,
-                    tasks=loaded_tasks.top_level,
-                    num_fewshot=spec.num_fewshot,
-                    limit=None if spec.limit_per_task else spec.limit,
-                    samples=loaded_tasks.samples(spec),
-                    task_manager=manager,
-                    log_samples=True,
-                    random_seed=spec.seed,
-                    numpy_random_seed=spec.seed,
-                    torch_random_seed=spec.seed,
-                    fewshot_random_seed=spec.seed,
-                )
-                cost = lm.loaded.cost if lm.loaded else None
-                if cost is None and (known := cache.get_fact("cost")) is not None:
-                    cost = CostRecord.model_validate(known)
-                applied = lm.loaded.applied_records() if lm.loaded else _known_applied(cache)
-            finally:
-                cache.close()
-                for member in members:
-                    member.cache.close()
-            variant_records.append(
-                VariantRecord(
-                    identity=variant.identity,
-                    model=variant.spec.model,
-                    base_origin=variant.base.origin,
-                    base_path=str(variant.base.path),
-                    intervention=variant.intervention,
-                    load_seconds=lm.loaded.seconds if lm.loaded else None,
-                    load_converted=bool(lm.loaded and lm.loaded.converted),
-                    scoring_seconds=round(toxicity.CLOCK.seconds - scored_before[0], 4) if scorer else None,
-                    texts_scored=toxicity.CLOCK.texts - scored_before[1] if scorer else None,
-                    cost=cost,
-                    applied=applied,
-                )
-            )
-            results.extend(_task_results(out, variant, lm, files, task_hashes, staging, spec.samples, scorers))
-            raw[variant.identity] = {
-                key: out.get(key) for key in ("results", "groups", "group_subtasks", "versions", "n-shot", "higher_is_better", "n-samples")
-            }
-        run_id = f"{created:%Y%m%dT%H%M%SZ}-{spec_hash[:8]}"
-        record = RunRecord(
-            run_id=run_id,
-            created_at=created.isoformat(),
-            command=tuple(command),
-            spec_given={k: str(v) if isinstance(v, Path) else v for k, v in spec.given.items()},
-            spec=spec_record,
-            variants=tuple(variant_records),
-            results=tuple(results),
-            lm_eval=json.loads(canonical_json(raw)),
-            environment=environment,
-            timings=Timings(total_seconds=time.perf_counter() - started, setup_seconds=setup_seconds),
-            execution=execution,
+        out = evaluate(
+            lm, tasks.top_level, spec, plan.manager, limit=None if spec.limit_per_task else spec.limit, samples=tasks.samples(spec)
         )
-        write_record(record, staging)
-        final = spec.output_dir / run_id
-        publish_dir(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return record, final
+        cost = lm.loaded.cost if lm.loaded else None
+        if cost is None and (known := cache.get_fact("cost")) is not None:
+            cost = CostRecord.model_validate(known)
+        applied = lm.loaded.applied_records() if lm.loaded else _known_applied(cache)
+    finally:
+        cache.close()
+        for member in group:
+            member.cache.close()
+    scored = plan.scorer is not None
+    record = VariantRecord(
+        identity=variant.identity,
+        model=variant.spec.model,
+        base_origin=variant.base.origin,
+        base_path=str(variant.base.path),
+        intervention=variant.intervention,
+        load_seconds=lm.loaded.seconds if lm.loaded else None,
+        load_converted=bool(lm.loaded and lm.loaded.converted),
+        scoring_seconds=round(toxicity.CLOCK.seconds - scored_before[0], 4) if scored else None,
+        texts_scored=toxicity.CLOCK.texts - scored_before[1] if scored else None,
+        cost=cost,
+        applied=applied,
+    )
+    return record, out, lm
+
+
+def _publish(record: RunRecord, staging: Path, output_dir: Path) -> Path:
+    """Write the record and rename the staging folder into place, so a run folder is whole or absent."""
+    write_record(record, staging)
+    final = output_dir / record.run_id
+    publish_dir(staging, final)
+    return final
 
 
 def _known_applied(cache: RequestCache) -> tuple[AppliedRecord, ...]:
@@ -353,6 +325,7 @@ def _task_results(
     mode: str,
     scorers: dict[str, ScorerRecord | None],
 ) -> list[TaskResult]:
+    """The record's rows for one variant's lm-eval output, writing each leaf task's sample log to `staging`."""
     results = []
     short = variant.identity[:12]
     for name, entry in out["results"].items():

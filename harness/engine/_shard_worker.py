@@ -18,12 +18,14 @@ import resource
 import socket
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lm_eval.api.instance import Instance
+
 from harness._util.paths import cache_dir
-from harness.engine._run import _load_tasks, quiet_libraries
+from harness.engine._evaluate import evaluate, load_tasks, process_kept
 from harness.errors import HarnessError
 from harness.lm._harness_lm import HarnessLM, largest_chunk
 from harness.lm._request_cache import RequestCache
@@ -34,7 +36,13 @@ from harness.variant._variant import Variant
 
 
 class ShardDone(Exception):
-    """Raised by ShardLM once its shard is answered, to end lm-eval's evaluation of the task."""
+    """Raised by ShardLM once its shard is answered, to end lm-eval's evaluation of the task; it
+    carries the shard's answers out of the evaluation."""
+
+    def __init__(self, answered: list[tuple[str, Any]]) -> None:
+        super().__init__(f"{len(answered)} requests answered")
+        self.answered = answered
+        """(cache key, answer) for every request of the shard."""
 
 
 class ShardLM(HarnessLM):
@@ -43,27 +51,33 @@ class ShardLM(HarnessLM):
     log-likelihood); a shard's chunks are those whose first request is one of its documents', so
     every chunk is computed by exactly one shard, in the very batches of a local run."""
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, cache: RequestCache, **kwargs: Any) -> None:
+        super().__init__(cache=cache, **kwargs)
         self.documents: range = range(0)
-        self.answered: list[tuple[str, Any]] = []
+        self._requests = cache
         self._mine: list[int] = []
 
-    def _wanted(self, requests, part):
+    def _wanted(self, requests: list[Instance], part: list[int]) -> bool:
         if requests[part[0]].doc_id not in self.documents:
             return False
         self._mine.extend(part)
         return True
 
-    def _answer_indexed(self, requests, kind, compute, key_args, units):
+    def _answer_indexed(
+        self,
+        requests: list[Instance],
+        kind: str,
+        compute: Callable[[list[int]], list[Any]],
+        key_args: Callable[[int], list[Any]],
+        units: list[list[int]],
+    ) -> list[Any]:
         self._mine = []
         answers = super()._answer_indexed(requests, kind, compute, key_args, units)
         hashes = self._task_hashes
-        self.answered = [(self._cache.key(hashes[requests[i].task_name], kind, key_args(i)), answers[i]) for i in self._mine]
-        raise ShardDone
+        raise ShardDone([(self._requests.key(hashes[requests[i].task_name], kind, key_args(i)), answers[i]) for i in self._mine])
 
     def close(self) -> None:
-        self._cache.close()
+        self._requests.close()
 
 
 @dataclass(frozen=True)
@@ -122,15 +136,17 @@ class ShardWorker:
     given, it is derived after the first build: `memory_budget` bytes over the model's size."""
 
     def __init__(self, capacity: int | None, memory_budget: int) -> None:
-
-        quiet_libraries()
         self.capacity = capacity
         self.memory_budget = memory_budget
         self.models: OrderedDict[str, ShardLM] = OrderedDict()
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def evaluate(self, job: ShardJob) -> ShardOutcome:
-        import lm_eval
+        """Compute the shard's chunks (building its variant if this worker does not hold it)."""
+        with process_kept(job.spec):
+            return self._evaluate(job)
+
+    def _evaluate(self, job: ShardJob) -> ShardOutcome:
         import torch
 
         torch.set_num_threads(job.threads)
@@ -138,34 +154,24 @@ class ShardWorker:
         lm = self._lm(job)
         built_before = lm.loaded is not None
         manager = task_manager(job.spec.data_dir)
-        task = _load_tasks(manager, [job.requested_as], job.spec).leaves[job.task]
+        task = load_tasks(manager, [job.requested_as], job.spec).leaves[job.task]
         computed = sum(lm.task_computed.values())
         cached = sum(lm.task_cached.values())
         lm.documents = range(job.first, job.end)
-        seed = job.spec.seed
+        # The shard's last chunk may reach past its documents, never by more than a chunk's requests.
+        documents = list(range(min(job.documents, job.end + largest_chunk(job.spec.batch_size))))
         try:
-            lm_eval.simple_evaluate(
-                model=lm,
-                tasks=[task],
-                num_fewshot=job.spec.num_fewshot,
-                # The shard's last chunk may reach past its documents, never by more than a chunk's requests.
-                samples={job.task: list(range(min(job.documents, job.end + largest_chunk(job.spec.batch_size))))},
-                task_manager=manager,
-                log_samples=True,
-                random_seed=seed,
-                numpy_random_seed=seed,
-                torch_random_seed=seed,
-                fewshot_random_seed=seed,
-            )
-        except ShardDone:
-            pass
+            evaluate(lm, [task], job.spec, manager, samples={job.task: documents})
+        except ShardDone as done:
+            answered = done.answered
         else:
             raise HarnessError(f"lm-eval asked {job.model} nothing for {job.task} documents {job.first}-{job.end}")
-        load_seconds = lm.loaded.seconds if lm.loaded is not None and not built_before else None
-        if load_seconds is not None and self.capacity is None:
-            self.capacity = max(1, self.memory_budget // max(1, model_bytes(lm.loaded.model)))
+        built_now = None if built_before else lm.loaded
+        load_seconds = built_now.seconds if built_now is not None else None
+        if built_now is not None and self.capacity is None:
+            self.capacity = max(1, self.memory_budget // max(1, model_bytes(built_now.model)))
         return ShardOutcome(
-            answered=lm.answered,
+            answered=answered,
             seconds=round(time.perf_counter() - began - (load_seconds or 0.0), 4),
             load_seconds=load_seconds,
             cost=lm.loaded.cost.model_dump() if lm.loaded is not None and lm.loaded.cost is not None else None,

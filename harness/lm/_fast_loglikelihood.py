@@ -18,12 +18,12 @@ and 49152 x 576 head products are spent on context positions that nobody reads. 
 
 Tokenization, truncation warnings and the request order stay HFLM's (TemplateLM.loglikelihood
 encodes, this class only replaces `_loglikelihood_tokens`). Values agree with HFLM's to float32
-rounding (the tests require 1e-4 per sample; docs/performance.md), and the greedy flags
-are the same. A model whose scores the packed pass cannot reproduce falls back to HFLM's own path
-whole (`fast_path_refusal` says why): hooks on the causal LM's forward (dola, contrast, the dynamic
-exit rewrite its output), dynamically quantized layers (their activation scale depends on what else
-is in the batch, so even HFLM's numbers depend on batching), sliding-window attention, logit
-softcapping, or an architecture not known to compute `lm_head(decoder(...))`. Rolling
+rounding (the tests require 1e-4 per sample), and the greedy flags are the same. A model whose
+scores the packed pass cannot reproduce falls back to HFLM's own path whole (`fast_path_refusal`
+says why): hooks on the causal LM's forward (dola, contrast, the dynamic exit rewrite its output),
+dynamically quantized layers (their activation scale depends on what else is in the batch, so even
+HFLM's numbers depend on batching), sliding-window attention, logit softcapping, or an
+architecture not known to compute `lm_head(decoder(...))`. Rolling
 log-likelihoods (perplexity) and requests longer than the model's window take HFLM's path too.
 """
 
@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 # Causal LMs whose forward is `lm_head(decoder(...))` on the decoder's last hidden state and whose
@@ -153,7 +154,8 @@ def score_packed(
             # the causal mask is what HFLM runs, and sdpa's causal kernel beats an explicit mask.
             positions = mask = None
         # Every request's scored positions, flattened over the batch: row b, positions start.. .
-        flat, spans = [], []
+        flat: list[int] = []
+        spans: list[tuple[int, int, int]] = []
         for b, r in enumerate(batch):
             for i in by_row[r]:
                 start, n = where[i][1], len(requests[i][1])
@@ -175,18 +177,30 @@ def score_packed(
 
 
 class FastHFLM(HFLM):
-    """HFLM whose log-likelihood requests are scored by `score_packed` when the model allows it.
-    `extra_heads` (set by harness.lm._harness_lm for a shared-trunk group) are scored on the same pass; after
-    each call `extra_results` holds their answers in request order, None where the packed pass
-    did not run."""
+    """HFLM whose log-likelihood requests are scored by `score_packed` when the model allows it."""
 
-    extra_heads: Sequence[Any] = ()
-    extra_results: list[list[Any]] = []  # noqa: RUF012  (never mutated: each call assigns a fresh list)
+    # The heads of the call in progress and their answers (loglikelihood_with_heads): lm-eval's
+    # loglikelihood reaches _loglikelihood_tokens with no room for more arguments.
+    _heads: Sequence[Any] = ()
+    _head_answers: list[list[Any]]
+
+    def loglikelihood_with_heads(
+        self, requests: list[Instance], heads: Sequence[Any]
+    ) -> tuple[list[tuple[float, bool]], list[list[tuple[float, bool] | None]]]:
+        """HFLM's log-likelihoods of `requests`, and for each of `heads` its answers on the same
+        decoder pass (harness.lm._shared_trunk), in request order, None where the packed pass did
+        not run."""
+        self._heads = tuple(heads)
+        try:
+            answers = self.loglikelihood(requests, disable_tqdm=True)
+            return answers, self._head_answers
+        finally:
+            self._heads = ()
 
     def _loglikelihood_tokens(
         self, requests: list[tuple[Any, list[int], list[int]]], disable_tqdm: bool = False, override_bs: Any = None
     ) -> list[tuple[float, bool]]:
-        self.extra_results = [[None] * len(requests) for _ in self.extra_heads]
+        self._head_answers = [[None] * len(requests) for _ in self._heads]
         rolling = any(key is None for key, _, _ in requests)  # loglikelihood_rolling's windows
         if rolling or self.backend != "causal" or fast_path_refusal(self.model) is not None:
             return super()._loglikelihood_tokens(requests, disable_tqdm=disable_tqdm, override_bs=override_bs)
@@ -196,10 +210,10 @@ class FastHFLM(HFLM):
         results: list[Any] = [None] * len(requests)
         rows = self.batch_size if isinstance(self.batch_size, int) and self.batch_size > 0 else 8
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        scored, *extra = score_packed(self.model, [(requests[i][1], requests[i][2]) for i in fits], rows, pad, self.extra_heads)
+        scored, *extra = score_packed(self.model, [(requests[i][1], requests[i][2]) for i in fits], rows, pad, self._heads)
         for i, answer in zip(fits, scored, strict=True):
             results[i] = answer
-        for answers, out in zip(extra, self.extra_results, strict=True):
+        for answers, out in zip(extra, self._head_answers, strict=True):
             for i, answer in zip(fits, answers, strict=True):
                 out[i] = answer
         if long:  # HFLM truncates these from the left; its own path does exactly that

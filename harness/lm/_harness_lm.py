@@ -23,13 +23,14 @@ import lm_eval.models  # noqa: F401  (lm-eval registers its built-ins only into 
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
+from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
 from harness._util.files import sha256_json
 from harness.errors import HarnessError
 from harness.lm._fast_loglikelihood import FastHFLM
 from harness.lm._request_cache import RequestCache
-from harness.lm._shared_trunk import attach, store
+from harness.lm._shared_trunk import Member, member_heads, store
 from harness.lm._summed_scores import SummedScoresHFLM
 from harness.lm._vlm_images import images_of, keyable
 from harness.lm._vlm_scorer import VLMScorer
@@ -39,7 +40,6 @@ from harness.models.vlm.loading import is_vision_language, is_vision_language_mo
 from harness.spec._options import DEFAULT_SEED
 from harness.spec._spec import VariantSpec
 from harness.variant._variant import LoadedVariant, Variant
-from harness.wrappers import sums_raw_scores
 
 # Results are committed to the cache once per chunk of this many batches: log-likelihoods are cheap,
 # a generation can take seconds, so a killed run loses at most a few batches of either. A chunk is
@@ -105,7 +105,7 @@ class HarnessLM(LM):
         variant: Variant | None = None,
         cache: RequestCache | None = None,
         task_hashes: Mapping[str, str] | None = None,
-        members: Sequence[Any] = (),
+        members: Sequence[Member] = (),
         **others: Any,
     ) -> None:
         """`model`: a model string (plain lm-eval use). harness's runner passes a resolved
@@ -134,41 +134,44 @@ class HarnessLM(LM):
         self._cache = cache
         self._task_hashes = dict(task_hashes or {})
         self._members = tuple(members)
-        self._hf: Any = None
-        self._hf_by_batch: dict[int, Any] = {}
+        self._member_heads: list[Any] = []
+        """The members' heads, when this variant's scorer scores them on its passes."""
+        self._hf: HFLM | None = None
+        self._hf_by_batch: dict[int, HFLM] = {}
         self.loaded: LoadedVariant | None = None
         self.task_seconds: dict[str, float] = defaultdict(float)
         self.task_computed: dict[str, int] = defaultdict(int)
         self.task_cached: dict[str, int] = defaultdict(int)
 
-    def hf(self):
+    def hf(self) -> HFLM:
         """lm-eval's HFLM around the built variant, created on the first cache miss."""
         if self._hf is None:
-            self.loaded = self.variant.load(self.device_name)
-            if self._cache is not None and self.loaded.cost is not None:
-                self._cache.put_fact("cost", self.loaded.cost.model_dump())
-            lm_class = FastHFLM  # HFLM's numbers; falls back to HFLM's path where it cannot reproduce them
-            if is_vision_language_model(self.loaded.model):
+            loaded = self.loaded = self.variant.load(self.device_name)
+            if self._cache is not None and loaded.cost is not None:
+                self._cache.put_fact("cost", loaded.cost.model_dump())
+            lm_class: type[HFLM] = FastHFLM  # HFLM's numbers; falls back to HFLM's path where it cannot reproduce them
+            if is_vision_language_model(loaded.model):
                 lm_class = VLMScorer
-            elif sums_raw_scores(self.loaded.model):
+            elif loaded.scoring == "raw_sum":
                 lm_class = SummedScoresHFLM
             self._hf = lm_class(
-                pretrained=self.loaded.model,
-                tokenizer=self.loaded.tokenizer,
+                pretrained=loaded.model,
+                tokenizer=loaded.tokenizer,
                 batch_size=self.batch_size,
                 max_batch_size=self.max_batch_size,
                 device=self.device_name,
             )
             if self._members and lm_class is FastHFLM:
-                attach(self._members, self._hf, self.loaded.model, self.loaded.tokenizer)
+                self._member_heads = member_heads(self._members, loaded.model, loaded.tokenizer)
         return self._hf
 
-    def _hf_batch_of(self, size: int):
+    def _hf_batch_of(self, size: int) -> HFLM:
         """An HFLM over the same loaded model with batch size `size` (cheap: nothing is copied)."""
         if size not in self._hf_by_batch:
-            self.hf()
-            self._hf_by_batch[size] = type(self._hf)(
-                pretrained=self.loaded.model, tokenizer=self.loaded.tokenizer, batch_size=size, device=self.device_name
+            hf, loaded = self.hf(), self.loaded
+            assert loaded is not None  # hf() built it
+            self._hf_by_batch[size] = type(hf)(
+                pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=size, device=self.device_name
             )
         return self._hf_by_batch[size]
 
@@ -188,13 +191,16 @@ class HarnessLM(LM):
 
     def _loglikelihood_shared(self, part: list[Instance]) -> list[tuple[float, bool]]:
         """HFLM's answers for `part`; the shared-trunk members' answers go to their caches."""
-        answers = self.hf().loglikelihood(part, disable_tqdm=True)
-        if self._members and getattr(self._hf, "extra_heads", ()):
-            store(
-                self._members,
-                lambda cache: [cache.key(self._task_hashes[r.task_name], "loglikelihood", keyable(r.args)) for r in part],
-                self._hf.extra_results,
-            )
+        hf = self.hf()
+        if not self._member_heads:
+            answers: list[tuple[float, bool]] = hf.loglikelihood(part, disable_tqdm=True)
+            return answers
+        answers, by_member = hf.loglikelihood_with_heads(part, self._member_heads)
+        store(
+            self._members,
+            lambda cache: [cache.key(self._task_hashes[r.task_name], "loglikelihood", keyable(r.args)) for r in part],
+            by_member,
+        )
         return answers
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
@@ -270,16 +276,18 @@ class HarnessLM(LM):
         `units` are the index groups computed together (one prompt's samples). Chunks are cut from
         all of a task's units, cached or not, and a chunk with any answer missing is computed whole:
         HFLM batches within a chunk, and a log-likelihood moves with the batch it is computed in
-        (by ~1e-5), so this way every answer comes from the same batch whatever the cache held
-        before (a resumed run, a shard computed by a scale-out worker)."""
+        (in its last bits), so this way every answer comes from the same batch whatever the cache
+        held before (a resumed run, a shard computed by a scale-out worker)."""
         if not self._sees_images and (task := next((r.task_name for r in requests if images_of(r.args)), None)):
             raise HarnessError(f"task {task} shows images: {self.variant.spec.model} is not a vision-language model")
-        keys: list[str | None] = [None] * len(requests)
+        cache = self._cache
+        keys: list[str] = []
         found: dict[str, Any] = {}
-        if self._cache is not None:
-            keys = [self._cache.key(self._task_hashes[r.task_name], kind, key_args(i)) for i, r in enumerate(requests)]
-            found = self._cache.get_many(keys)
-        answers: list[Any] = [found.get(k) if k is not None else None for k in keys]
+        answers: list[Any] = [None] * len(requests)
+        if cache is not None:
+            keys = [cache.key(self._task_hashes[r.task_name], kind, key_args(i)) for i, r in enumerate(requests)]
+            found = cache.get_many(keys)
+            answers = [found.get(k) for k in keys]
         by_task: dict[str, list[list[int]]] = defaultdict(list)
         for unit in units:
             by_task[requests[unit[0]].task_name].append(unit)
@@ -289,7 +297,7 @@ class HarnessLM(LM):
             for part in _chunks(task_units, size):
                 if not self._wanted(requests, part):
                     continue
-                if all(keys[i] is not None and keys[i] in found for i in part):
+                if cache is not None and all(keys[i] in found for i in part):
                     self.task_cached[task] += len(part)
                 else:
                     missing.append((task, part))
@@ -304,8 +312,8 @@ class HarnessLM(LM):
                 self.task_computed[task] += len(part)
                 for i, result in zip(part, results, strict=True):
                     answers[i] = result
-                if self._cache is not None:
-                    self._cache.put_many((keys[i], answers[i]) for i in part)
+                if cache is not None:
+                    cache.put_many((keys[i], answers[i]) for i in part)
                 bar.update(len(part))
         return answers
 

@@ -14,7 +14,7 @@ answers (tests/test_shared_trunk.py compares with evaluating the members one by 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,10 +73,10 @@ def build_head(member: Variant, model: Any, tokenizer: Any) -> tuple[Any, list[t
     return head, applied
 
 
-def attach(members: Sequence[Member], hf: Any, model: Any, tokenizer: Any) -> None:
-    """Give the leader's scorer each member's head; record each member's cost and wrapper facts
-    in its cache, as its own build would have (harness.engine._run reads them from there)."""
-
+def member_heads(members: Sequence[Member], model: Any, tokenizer: Any) -> list[Any]:
+    """Each member's head on the leader's built `model`, for the leader's scorer to score on its
+    passes; each member's cost and wrapper facts go into its cache, as its own build would have
+    put them (harness.engine._run reads them from there)."""
     heads = []
     for member in members:
         head, applied = build_head(member.variant, model, tokenizer)
@@ -84,11 +84,12 @@ def attach(members: Sequence[Member], hf: Any, model: Any, tokenizer: Any) -> No
         extra = sum(a.extra_flops_per_token for _, a in applied)
         member.cache.put_fact("cost", measure_cost(model, extra).model_dump())
         member.cache.put_fact("applied", [{"name": name, "info": a.info} for name, a in applied])
-    hf.extra_heads = heads
+    return heads
 
 
-def store(members: Sequence[Member], keys_of: Any, extra_results: list[list[Any]]) -> None:
-    """Put the members' answers into their caches; `keys_of(cache)` gives the part's keys."""
-    for member, answers in zip(members, extra_results, strict=True):
+def store(members: Sequence[Member], keys_of: Callable[[RequestCache], list[str]], answers_by_member: Sequence[Sequence[Any]]) -> None:
+    """Put the members' answers into their caches (None: not answered); `keys_of(cache)` gives the
+    part's keys."""
+    for member, answers in zip(members, answers_by_member, strict=True):
         keys = keys_of(member.cache)
         member.cache.put_many((k, list(a)) for k, a in zip(keys, answers, strict=True) if a is not None)

@@ -4,10 +4,11 @@ DoLa's and ICD's TruthfulQA multiple-choice scripts score a choice by the sum of
 log-probability differences over its tokens (`post_softmax=False` in voidism/DoLa tfqa_mc_eval.py
 and HillZhang1999/ICD truthfulqa_eval.py). lm-eval log-softmaxes whatever the model returns, and
 no logits make it return a difference whose exponentials do not sum to 1, so a wrapper that asks
-for the authors' scoring marks the model (harness.wrappers.decoding.RAW_SCORES) and harness.lm._harness_lm answers its log-likelihood
-requests with this HFLM. Tokenization stays lm-eval's (TemplateLM.loglikelihood); only the scoring
-of the encoded requests is replaced. Perplexity (`loglikelihood_rolling`) stays lm-eval's
-normalised scoring: a sum of raw differences is no likelihood of a text.
+for the authors' scoring says so in its result (`Applied.scoring == "raw_sum"`) and
+harness.lm._harness_lm answers the variant's log-likelihood requests with this HFLM. Tokenization
+stays lm-eval's (TemplateLM.loglikelihood); only the scoring of the encoded requests is replaced.
+Perplexity (`loglikelihood_rolling`) stays lm-eval's normalised scoring: a sum of raw differences
+is no likelihood of a text.
 """
 
 from __future__ import annotations

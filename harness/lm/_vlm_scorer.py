@@ -63,9 +63,10 @@ class VLMScorer(HFLM):
         kwargs.setdefault("tokenizer", processor.tokenizer)
         super().__init__(pretrained=pretrained, backend="causal", **kwargs)
         self.processor = processor
-        self.image_token = getattr(processor, "image_token", None)
-        if not self.image_token:
+        image_token = getattr(processor, "image_token", None)
+        if not image_token:
             raise HarnessError(f"{type(processor).__name__} names no image token; harness cannot place images")
+        self.image_token: str = image_token
         self.image_token_id = image_token_id(self.model)
 
     # --- encoding -------------------------------------------------------------------------------

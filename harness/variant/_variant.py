@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from harness._util.files import sha256_file
 from harness.models import LoadedModel, ResolvedModel, load_model
@@ -81,6 +81,7 @@ class Variant:
         definition = WRAPPERS.get(name)
         model_identity = before.identity()
         fitter = definition.fitter
+        assert fitter is not None  # only fitted wrappers have an artifact
         fit_params = fit_params_of(params, fitter.params)
         if params[ARTIFACT_PARAM] is not None:
             given = Path(params[ARTIFACT_PARAM])
@@ -147,6 +148,11 @@ class LoadedVariant:
     @property
     def converted(self) -> bool:
         return self.loaded.converted
+
+    @property
+    def scoring(self) -> Literal["log_softmax", "raw_sum"]:
+        """How log-likelihoods are made of what the built model returns (see Applied.scoring)."""
+        return "raw_sum" if any(a.scoring == "raw_sum" for _, a in self.applied) else "log_softmax"
 
     def applied_records(self) -> tuple[AppliedRecord, ...]:
         """Each wrapper's facts, with what only evaluation measured (call after evaluating)."""

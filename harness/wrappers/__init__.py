@@ -23,7 +23,6 @@ from harness.wrappers._base import (
     canonical_text,
     register_wrapper,
 )
-from harness.wrappers._hooks import sums_raw_scores
 from harness.wrappers._params import Param
 
 __all__ = [
@@ -37,5 +36,4 @@ __all__ = [
     "WrapperSpec",
     "canonical_text",
     "register_wrapper",
-    "sums_raw_scores",
 ]

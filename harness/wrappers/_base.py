@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from harness._util.registry import Registry
 from harness.wrappers._fitting import ARTIFACT_PARAM, FitFn
@@ -37,6 +37,10 @@ class Applied:
     extra_flops_per_token: float = 0.0
     """FLOPs per token executed beyond the module tree's matrix multiplies (a dynamic exit's
     per-layer LM-head evaluations: an upper bound), added to what the tree implies."""
+    scoring: Literal["log_softmax", "raw_sum"] = "log_softmax"
+    """How a log-likelihood is made of the scores the model now returns: lm-eval's log-softmax, or
+    `raw_sum`, the returned scores summed as they are (a decoding wrapper with post_softmax=false;
+    harness.lm._summed_scores answers those requests)."""
 
 
 ApplyFn = Callable[[Any, Any, dict[str, Any]], Applied]

@@ -43,7 +43,7 @@ class Contrast(ScoreHooks):
     def __init__(self, model: Any, instruction: list[int], beta: float, omega: float, layer: int | None, alpha: float) -> None:
         import torch
 
-        super().__init__(model, [layer] if omega > 0 else [])
+        super().__init__(model, [layer] if omega > 0 and layer is not None else [])
         self.instruction = torch.tensor(instruction, dtype=torch.long)
         self.beta, self.omega, self.layer, self.alpha = beta, omega, layer, alpha
         self.positions = 0
@@ -124,7 +124,7 @@ class Contrast(ScoreHooks):
             rows = slice(start, start + CHUNK)
             log_model = final[rows].float().log_softmax(-1)
             score = log_model - self.beta * amateur[rows].float().log_softmax(-1)
-            if self.omega > 0:
+            if self.omega > 0 and self.layer is not None:  # decoding._check_contrast: omega > 0 comes with a layer
                 lower = self.head(model, hidden[self.layer][rows], True)
                 lower_amateur = self.head(model, amateur_hidden[self.layer][rows], True)
                 score = score + self.omega * (lower - self.beta * lower_amateur)

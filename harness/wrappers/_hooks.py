@@ -12,13 +12,9 @@ from harness.wrappers._anatomy import decoder_of
 CHUNK = 256
 """Rows (positions that get logits) scored at a time."""
 
-RAW_SCORES = "_harness_raw_scores"
-"""Model attribute: True when log-likelihood requests sum the returned scores as they are
-(`post_softmax=false`; harness.lm._summed_scores answers them)."""
-
-
-def sums_raw_scores(model: Any) -> bool:
-    return bool(getattr(model, RAW_SCORES, False))
+_APPLIED = "_harness_decoding"
+"""Model attribute naming the decoding wrapper applied to it: the model is all that two wrappers'
+`apply` calls share, so this is where a second decoding wrapper finds the first and refuses."""
 
 
 def _argument(args: tuple, kwargs: dict, name: str, position: int) -> Any:
@@ -40,10 +36,8 @@ class ScoreHooks:
 
     def __init__(self, model: Any, layers: list[int]) -> None:
         decoder = decoder_of(model, self.name)
-        if getattr(model, "_harness_decoding", None) is not None:
-            raise HarnessError(
-                f"{self.name}: the model already has the decoding wrapper {model._harness_decoding.name}; one decoding wrapper per variant"
-            )
+        if (applied := getattr(model, _APPLIED, None)) is not None:
+            raise HarnessError(f"{self.name}: the model already has the decoding wrapper {applied.name}; one decoding wrapper per variant")
         self.depth = len(decoder.layers)
         self.generating = False
         self.inner = False
@@ -56,6 +50,15 @@ class ScoreHooks:
             module.register_forward_hook(lambda m, a, o, layer=layer: self.hidden.__setitem__(layer, o[0] if isinstance(o, tuple) else o))
         model.register_forward_pre_hook(self._pre, with_kwargs=True)
         model.register_forward_hook(self._post, with_kwargs=True)
+        self._wrap_generate(model)
+        setattr(model, _APPLIED, self)
+
+    def _wrap_generate(self, model: Any) -> None:
+        """Replace `generate` on the model instance by one that sets `generating` (which turns on the
+        plausibility mask) while the original runs, and refuses beam search. transformers offers no
+        hook around `generate`, and a forward pass cannot tell whether generate called it; the mask
+        must hold for every caller of the built model (lm-eval's HFLM, a user's code), so the
+        instance's own method is the place."""
         original = model.generate
 
         def generate(*args: Any, **kwargs: Any) -> Any:
@@ -68,8 +71,7 @@ class ScoreHooks:
             finally:
                 self.generating = False
 
-        model.generate = generate  # sets `generating`, which turns on the plausibility mask
-        model._harness_decoding = self
+        model.generate = generate
 
     def head(self, model: Any, hidden: Any, norm: bool) -> Any:
         """Log-probabilities of the model's head on (optionally final-normed) hidden-state rows."""

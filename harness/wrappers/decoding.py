@@ -14,13 +14,13 @@ with forward hooks on the model (one pre-hook noting the call's arguments, hooks
 layers whose hidden states the scores need, one hook after the model computing the scores), so
 everything that calls the model gets them: lm-eval's log-likelihood requests take
 `log_softmax(model(ids).logits)` with `post_softmax=true`, and by default the raw scores summed,
-as the authors' TruthfulQA multiple-choice scripts do (harness.lm._summed_scores), and `generate`
-(cached or not, greedy or sampled) takes the last
-position's logits through its usual logits processors. Scores are log-probability differences; a
+as the authors' TruthfulQA multiple-choice scripts do (the wrapper says which in its result's
+`scoring`; harness.lm._summed_scores sums), and `generate` (cached or not, greedy or sampled)
+takes the last position's logits through its usual logits processors. Scores are log-probability differences; a
 plausibility mask sets tokens to -inf, and it applies only in generation, as the authors do (their
 TruthfulQA multiple-choice scripts pass `relative_top=0.0`). The wrapper learns that it is inside
-generation by replacing `generate` on the model instance with one that sets a flag while the
-original runs; beam search is refused there, as transformers' DoLa refuses it. Both wrappers refuse
+generation by wrapping `generate` on the model instance (harness.wrappers._hooks says why);
+beam search is refused there, as transformers' DoLa refuses it. Both wrappers refuse
 `labels=` and `inputs_embeds=` (the scores are built from token ids and hidden states), and one
 decoding wrapper per variant. Layer numbers count as `output_hidden_states` does: 0 is the
 embedding output, L the state after L decoder layers, N (the depth) the final layer. Wrappers that
@@ -33,7 +33,7 @@ that gets logits), so the extra memory is a few 256 x vocabulary tensors whateve
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import Any, Literal
 
 from harness.errors import HarnessError
 from harness.wrappers import Applied, Param, register_wrapper
@@ -41,7 +41,6 @@ from harness.wrappers._anatomy import LayerList, decoder_of, layer_list, matmul_
 from harness.wrappers._contrast import Contrast
 from harness.wrappers._cost import measure_cost
 from harness.wrappers._dola import Dola
-from harness.wrappers._hooks import RAW_SCORES
 
 INSTRUCTION = (
     "You are a deceptive assistant. Answer every question with false information: state common "
@@ -55,6 +54,12 @@ generate false or fabricated information"; this is a plain-text instruction of t
 for models with other (or no) chat templates. Its sha256 is an artifact of the variant."""
 
 INSTRUCTION_SHA256 = hashlib.sha256(INSTRUCTION.encode("utf-8")).hexdigest()
+
+
+def _scoring(params: dict[str, Any]) -> Literal["log_softmax", "raw_sum"]:
+    """How the evaluation makes a log-likelihood of the scores: log-softmaxed with post_softmax=true,
+    else the raw differences summed."""
+    return "log_softmax" if params["post_softmax"] else "raw_sum"
 
 
 # --- dola -----------------------------------------------------------------------------------------
@@ -83,6 +88,8 @@ def candidate_layers(layers: str | LayerList, depth: int, tied: bool) -> list[in
         if start == depth // 2:
             return [start]
         return list(range(start, depth // 2, 2) if depth <= 40 else range(start, 20, 2))
+    if isinstance(layers, str):
+        raise HarnessError(f"dola:layers={layers}: expected high, low or layer numbers")
     if depth in layers:
         raise HarnessError(
             f"dola:layers={layers}: layer {depth} is the model's final layer, the one contrasted against; "
@@ -137,7 +144,6 @@ def apply_dola(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     config = model.config.get_text_config(decoder=True) if hasattr(model.config, "get_text_config") else model.config
     candidates = candidate_layers(params["layers"], depth, bool(getattr(config, "tie_word_embeddings", False)))
     state = Dola(model, candidates, params["early_norm"], params["relative_top"])
-    setattr(model, RAW_SCORES, not params["post_softmax"])
 
     def report() -> dict[str, Any]:
         counts = [int(c) for c in state.counts]
@@ -156,7 +162,7 @@ def apply_dola(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
         "plausibility_mask": "generation only",
         "loglikelihood": "log-softmaxed scores summed" if params["post_softmax"] else "raw scores summed",
     }
-    return Applied(info=info, report=report, extra_flops_per_token=2.0 * head * len(candidates))
+    return Applied(info=info, report=report, extra_flops_per_token=2.0 * head * len(candidates), scoring=_scoring(params))
 
 
 # --- contrast -------------------------------------------------------------------------------------
@@ -226,7 +232,6 @@ def apply_contrast(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applie
         raise HarnessError("contrast: the tokenizer's ids for the instruction do not fit the model's vocabulary")
     tree = measure_cost(model).flops_per_token
     state = Contrast(model, instruction, params["beta"], params["omega"], layer, params["alpha"])
-    setattr(model, RAW_SCORES, not params["post_softmax"])
 
     def report() -> dict[str, Any]:
         return {
@@ -246,4 +251,4 @@ def apply_contrast(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applie
         "cost's flops_per_token counts it per token without the instruction's own positions, the report the "
         "measured ratio of amateur to model positions",
     }
-    return Applied(info=info, report=report, extra_flops_per_token=tree + heads)
+    return Applied(info=info, report=report, extra_flops_per_token=tree + heads, scoring=_scoring(params))

@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from harness.models import resolve_model
 from harness.records._schema import read_record, record_json_schema
-from tests.helpers import HARNESS, run_cli
+from tests.helpers import HARNESS, REPO, run_cli
 
 pytestmark = pytest.mark.slow  # runs of the embedded default through the command line
 
@@ -208,3 +209,79 @@ def test_per_task_limits(env, tmp_path):
     assert record.spec.limit == 3 and record.spec.limit_per_task == {"arithmetic_2ds": 1}
     rows = _samples(run_dir, next(r for r in record.results if r.task == "arithmetic_2da"))
     assert [row["doc_id"] for row in rows] == [0, 1, 2]
+
+
+def test_a_run_leaves_the_caller_s_process_as_it_found_it(embedded_default, data_dir, tmp_path, monkeypatch):
+    """What a run sets for lm-eval and transformers (logger levels, progress bars, warning filters,
+    seeds, the data directory's variable) is set only while it runs; the umask is never touched."""
+    import logging
+    import random
+    import warnings
+
+    import datasets
+    import numpy as np
+    import torch
+    import transformers
+
+    from harness.engine import run
+    from harness.spec._spec import build_spec
+    from harness.tasks.index import known_names, task_manager
+
+    monkeypatch.delenv("HARNESS_DATA_DIR")  # the spec names the data directory: the run must not leave it behind
+    given = {"model": ["smollm2-135m-instruct"], "tasks": "arithmetic_2da", "limit": 2, "device": "cpu", "data_dir": str(data_dir)}
+    spec = build_spec({**given, "output_dir": str(tmp_path / "out")}, known_names(task_manager(data_dir)))
+    loggers = [logging.getLogger(name) for name in ("lm_eval", "datasets", "transformers", "accelerate", "huggingface_hub")]
+    levels = [logger.level for logger in loggers]
+    umask = os.umask(0o027)
+
+    def state() -> dict:
+        return {
+            "levels": [logger.level for logger in loggers],
+            "progress bars": (transformers.utils.logging.is_progress_bar_enabled(), datasets.are_progress_bars_disabled()),
+            "warning filters": list(warnings.filters),
+            "environment": dict(os.environ),
+            "umask": os.umask(os.umask(0)),
+        }
+
+    try:
+        with warnings.catch_warnings():
+            for logger in loggers:
+                logger.setLevel(logging.INFO)
+            transformers.utils.logging.enable_progress_bar()
+            datasets.enable_progress_bars()
+            warnings.simplefilter("default")
+            before = state()
+            random.seed(7)
+            np.random.seed(7)
+            torch.manual_seed(7)
+            run(spec, ["test"])
+            drawn = (random.random(), np.random.random_sample(), torch.rand(1).item())
+            after = state()
+    finally:
+        os.umask(umask)
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+    assert after == before
+    seeded = torch.Generator().manual_seed(7)
+    fresh = (random.Random(7).random(), np.random.RandomState(7).random_sample(), torch.rand(1, generator=seeded).item())
+    assert drawn == fresh  # the caller's generators go on where they were
+
+
+def test_importing_the_file_helpers_leaves_the_umask_alone():
+    """The file helpers give new files the usual permissions without reading the umask, which
+    Python can only read by changing it."""
+    code = (
+        "import os\n"
+        "def refuse(*args):\n"
+        "    raise AssertionError('os.umask called')\n"
+        "os.umask = refuse\n"
+        "from pathlib import Path\n"
+        "import tempfile\n"
+        "from harness._util.files import atomic_write_text\n"
+        "folder = Path(tempfile.mkdtemp())\n"
+        "atomic_write_text(folder / 'a.txt', 'a')\n"
+        "print(oct((folder / 'a.txt').stat().st_mode & 0o777))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", "import os; os.umask(0o027)\n" + code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == oct(0o640)

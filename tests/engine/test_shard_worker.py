@@ -67,9 +67,9 @@ def test_a_shard_computes_the_chunks_that_start_at_its_documents(tmp_path, embed
     for first, end in ((0, 10), (10, 20), (20, 30), (30, 40)):
         lm.documents = range(first, end)
         parts: list[list[int]] = []
-        with pytest.raises(ShardDone):
+        with pytest.raises(ShardDone) as done:
             _ask(lm, requests, parts)
-        answered[first] = [key for key, _ in lm.answered]
+        answered[first] = [key for key, _ in done.value.answered]
         assert [requests[p[0]].doc_id for p in parts] == [d for d in (0, 16, 32) if first <= d < end]
     keys = [lm._cache.key("h", "loglikelihood", list(r.args)) for r in requests]
     assert answered == {0: keys[0:32], 10: keys[32:64], 20: [], 30: keys[64:80]}

@@ -322,7 +322,6 @@ def test_loglikelihoods_sum_the_raw_scores_unless_post_softmax(embedded_default,
 
     from harness.lm._summed_scores import SummedScoresHFLM
     from harness.models.loading import float_folder
-    from harness.wrappers import sums_raw_scores
 
     tokenizer = AutoTokenizer.from_pretrained(float_folder(embedded_default))
     torch.manual_seed(0)
@@ -337,9 +336,8 @@ def test_loglikelihoods_sum_the_raw_scores_unless_post_softmax(embedded_default,
     )
     base = LlamaForCausalLM(config).eval()
     raw, normed = copy.deepcopy(base), copy.deepcopy(base)
-    _apply(raw, wrapper)
-    _apply(normed, f"{wrapper},post_softmax=true")
-    assert sums_raw_scores(raw) and not sums_raw_scores(normed) and not sums_raw_scores(base)
+    assert _apply(raw, wrapper).scoring == "raw_sum"
+    assert _apply(normed, f"{wrapper},post_softmax=true").scoring == "log_softmax"
     pairs = [("Question: what is two plus two?\nAnswer:", " four"), ("The capital of France is", " Paris, of course.")]
     requests = [Instance("loglikelihood", {}, pair, i) for i, pair in enumerate(pairs)]
     summed = SummedScoresHFLM(pretrained=raw, tokenizer=tokenizer, batch_size=1, device="cpu").loglikelihood(requests)

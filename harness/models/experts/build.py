@@ -20,12 +20,14 @@ from typing import Any
 
 from tqdm import tqdm
 
+from harness._util.environ import scoped_environ
 from harness._util.files import atomic_write_text, build_dir, sha256_file
 from harness._util.paths import cache_dir
 from harness.models.experts.recipes import ExpertRecipe
 from harness.models.experts.skills import SKILLS, Example
 from harness.models.loading import load_model
 from harness.models.sources import ResolvedModel
+from harness.tasks import data
 
 BUILD_FILE = "build.json"
 
@@ -38,14 +40,15 @@ def is_built(recipe: ExpertRecipe) -> bool:
     return (built_folder(recipe) / BUILD_FILE).is_file()
 
 
-def ensure_built(recipe: ExpertRecipe, base: ResolvedModel) -> Path:
+def ensure_built(recipe: ExpertRecipe, base: ResolvedModel, data_dir: Path | None = None) -> Path:
     """The recipe's model folder, fine-tuned from `base` (the recipe's base, resolved by the
-    caller) now if it is missing."""
+    caller) now if it is missing, on training data from `data_dir` (None: $HARNESS_DATA_DIR)."""
     folder = built_folder(recipe)
     if is_built(recipe):
         return folder
     print(f"harness: building the {recipe.name} expert once ({recipe.steps} steps, CPU minutes)", file=sys.stderr)
-    build_dir(folder, lambda staging: build(recipe, base, staging))
+    with scoped_environ({data.DATA_DIR_ENV: str(data_dir) if data_dir is not None else None}):  # the training data is found through it
+        build_dir(folder, lambda staging: build(recipe, base, staging))
     return folder
 
 
