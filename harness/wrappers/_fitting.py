@@ -17,13 +17,12 @@ apply receives the file's path as `params["artifact"]`.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness._util.files import atomic_write_text, canonical_json, sha256_file, sha256_json
+from harness._util.files import atomic_write_bytes, atomic_write_text, canonical_json, sha256_file, sha256_json
 from harness._util.paths import cache_dir
 from harness.errors import HarnessError
 
@@ -62,14 +61,12 @@ def sidecar_path(artifact: Path) -> Path:
 
 def write_artifact(path: Path, fitted: Fitted, header: dict[str, Any]) -> None:
     """The tensors as safetensors and the sidecar beside them, each written atomically."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
-    save_file({k: v.detach().cpu().contiguous() for k, v in fitted.tensors.items()}, str(partial))
-    umask = os.umask(0)
-    os.umask(umask)
-    partial.chmod(0o666 & ~umask)  # safetensors creates it 0600; an artifact is shared like any output
+    # Serialised here and written like any output (0666 less the umask): safetensors' save_file
+    # creates its file 0600.
+    atomic_write_bytes(partial, save({k: v.detach().cpu().contiguous() for k, v in fitted.tensors.items()}))
     sidecar = {
         **header,
         "data": {"files": fitted.data.files, "split": fitted.data.split},

@@ -46,10 +46,9 @@ from harness.tasks import data
 
 CALIBRATION_FILE = "perplexity/wikitext-2/valid.txt"
 CALIBRATION_TOKENS = {"pruning": 512, "taylor": 2048}
-"""Under a minute of one CPU core on SmolLM2-135M-Instruct each (measured on the 2-core development
-machine: taylor with 3 widths 15 s, pruning 40 s; a rebuild from the cache 1.3 s): pruning runs
-1 + n_layers forward passes over its tokens, taylor one forward and backward pass plus the
-quantization error at each candidate width."""
+"""Sized so each score takes under a minute of one CPU core on the embedded default
+(docs/wrappers/quantize.md has the timings): pruning runs 1 + n_layers forward passes over its
+tokens, taylor one forward and backward pass plus the quantization error at each candidate width."""
 WINDOW = 256
 PRUNE_FRACTION = 0.5
 VERSION = 1

@@ -55,8 +55,8 @@ class VLMRecipe:
     projector_batch: int = 16
     projector_lr: float = 3e-3
     bf16_autocast: bool = True
-    """Stage 2 runs the frozen language model under bfloat16 autocast (2-3x faster on CPUs with
-    AMX/AVX-512 bf16); the saved model computes in float32."""
+    """Stage 2 runs the frozen language model under bfloat16 autocast, faster on CPUs with bf16
+    units (docs/vlm.md); the saved model computes in float32."""
 
     def identity(self) -> str:
         return sha256_json({"recipe": asdict(self), "prompt": PROMPT, "image_token": IMAGE_TOKEN})
