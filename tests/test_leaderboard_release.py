@@ -43,6 +43,10 @@ def make_run(folder: Path, name: str, variants=VARIANTS, field=None, value=None,
             result["scorer"]["name"] = value
         elif field == "value":
             result["metrics"]["acc"]["value"] = value
+        elif field == "n_samples":  # fewer documents: the sample log holds only those
+            result[field] = value
+            log = run / result["samples_file"]
+            log.write_text("".join(log.read_text().splitlines(keepends=True)[:value]))
         else:
             result[field] = value
     record["results"] = results

@@ -49,7 +49,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.tasks.scorers import DEFAULT_SCORER, SCORERS, load_scorer
@@ -58,6 +58,9 @@ from harness.wrappers import Applied, Fitter, Param, register_wrapper
 from harness.wrappers import _concept_data as concept
 from harness.wrappers._fitting import Fitted, load_tensors, read_sidecar
 from harness.wrappers.depth import decoder_of
+
+if TYPE_CHECKING:
+    from harness.models.shape import ModelShape
 
 FORMS = ("paper", "repo")
 PAPER_K_SHARE = 0.001
@@ -237,6 +240,18 @@ def fit_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Fitted
 # --- eigenshift: apply ----------------------------------------------------------------------------
 
 
+def _check_k(params: dict[str, Any], d: int) -> int:
+    """The components scaled, refused beyond the LM head's `d` (its input width, the hidden size)."""
+    k = params["k"] if params["k"] is not None else math.ceil(PAPER_K_SHARE * d)
+    if k > d:
+        raise HarnessError(f"eigenshift:k={k}: the LM head has {d} singular components")
+    return k
+
+
+def _eigenshift_fits(params: dict[str, Any], shape: ModelShape, device: str) -> None:
+    _check_k(params, shape.hidden_size)
+
+
 @register_wrapper(
     "eigenshift",
     doc="EigenShift: scale by alpha the k LM-head singular values whose right vectors separate toxic "
@@ -259,6 +274,7 @@ def fit_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Fitted
         Param("scorer", str, DEFAULT_SCORER, "fit: toxicity scorer of the continuations", choices=tuple(SCORERS.names())),
     ),
     fitter=Fitter(fit_eigenshift, EIGENSHIFT_FIT, _data_files),
+    model_check=_eigenshift_fits,
 )
 def apply_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     import torch
@@ -269,9 +285,7 @@ def apply_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Appl
     d = vt.shape[1]
     if head.in_features != d:
         raise HarnessError(f"eigenshift: the artifact is for hidden size {d}, the LM head takes {head.in_features}")
-    k = params["k"] if params["k"] is not None else math.ceil(PAPER_K_SHARE * d)
-    if k > d:
-        raise HarnessError(f"eigenshift:k={k}: the LM head has {d} singular components")
+    k = _check_k(params, d)
     score = delta if params["form"] == "paper" else tensors["delta_repo"]
     chosen = torch.argsort(score, descending=True, stable=True)[:k]
     basis = vt[chosen].to(device=head.weight.device, dtype=head.weight.dtype)
@@ -300,9 +314,13 @@ def apply_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Appl
 
 def _layer(model: Any, index: int, wrapper: str) -> Any:
     layers = decoder_of(model, wrapper).layers
-    if index >= len(layers):
-        raise HarnessError(f"{wrapper}:layer={index}: the model has {len(layers)} decoder layers, 0-{len(layers) - 1}")
+    _check_layer(index, len(layers), wrapper)
     return layers[index]
+
+
+def _check_layer(index: int, depth: int, wrapper: str) -> None:
+    if index >= depth:
+        raise HarnessError(f"{wrapper}:layer={index}: the model has {depth} decoder layers, 0-{depth - 1}")
 
 
 def _first(output: Any) -> Any:
@@ -353,6 +371,7 @@ def fit_meandiff(model: Any, tokenizer: Any, params: dict[str, Any]) -> Fitted:
         Param("n", int, None, "fit: sentences per class (none: all)", minimum=1),
     ),
     fitter=Fitter(fit_meandiff, MEANDIFF_FIT, _data_files),
+    model_check=lambda params, shape, device: _check_layer(params["layer"], shape.depth, "meandiff"),
 )
 def apply_meandiff(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     layer = _layer(model, params["layer"], "meandiff")
