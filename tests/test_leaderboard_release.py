@@ -220,6 +220,15 @@ def test_the_command_line_builds_and_reports_the_changes(tmp_path, capsys):
     assert read_release(board / "releases" / "v1.0.0" / "release.json").comparison.resamples == 200
 
 
+@pytest.mark.parametrize("version", ["1.0.0", "0.3.0", "v2.1.5"])
+def test_a_new_leaderboard_takes_the_version_given(tmp_path, capsys, version):
+    """The README's `leaderboard build --version X` on a new folder (it crashed: a first release has no changelog level)."""
+    board = tmp_path / "board"
+    assert main(["leaderboard", "build", str(make_run(tmp_path, "a")), "--out", str(board), "--version", version]) == 0
+    shown = "v" + version.removeprefix("v")
+    assert capsys.readouterr().out.startswith(f"{shown} written: {board}/releases/{shown}/release.json")
+
+
 def test_unknown_wrappers_and_unpaired_variants_still_make_rows(tmp_path):
     run = make_run(tmp_path, "a", variants=("bits=4",))
     release = read_release(build_release([run], tmp_path / "board").path)

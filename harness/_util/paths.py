@@ -23,6 +23,15 @@ def cache_dir() -> Path:
     return Path(xdg) / "harness"
 
 
+def user_path(text: str | os.PathLike) -> Path:
+    """`text` as a path, `~` and `~user` expanded; a `~user` of no user stays as written (so it
+    names nothing, rather than raising)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
+
+
 def check_output_folder(path: str | os.PathLike, flag: str) -> Path:
     """`path`, refused in one line unless it is a folder harness can create or write into: not a
     file, nor under one, and its nearest existing folder writable. Checked before any work, so a

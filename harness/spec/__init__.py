@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         Option,
         option,
     )
-    from harness.spec._spec import RunSpec, VariantSpec, build_spec, check_run, expand_sweeps, load_config, sweep_size
+    from harness.spec._spec import RunSpec, VariantSpec, build_spec, check_fewshot, check_run, expand_sweeps, load_config, sweep_size
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -39,6 +39,7 @@ __all__ = [
     "RunSpec",
     "VariantSpec",
     "build_spec",
+    "check_fewshot",
     "check_run",
     "expand_sweeps",
     "load_config",
@@ -63,6 +64,7 @@ __getattr__, __dir__ = lazy_exports(
         "RunSpec": "harness.spec._spec",
         "VariantSpec": "harness.spec._spec",
         "build_spec": "harness.spec._spec",
+        "check_fewshot": "harness.spec._spec",
         "check_run": "harness.spec._spec",
         "expand_sweeps": "harness.spec._spec",
         "load_config": "harness.spec._spec",

@@ -332,3 +332,20 @@ def check_run(spec: RunSpec) -> str:
             shapes[variant.base] = model_shape(variant.base)
         variant.check_model(shapes[variant.base], device)
     return device
+
+
+def check_fewshot(tasks: dict[str, Any], num_fewshot: int | None) -> None:
+    """--num-fewshot against each loaded lm-eval task's pool of examples, refused in one line
+    before evaluation rather than by lm-eval's sampler mid-run. lm-eval draws one example more when
+    the pool is the evaluation split itself (to leave out the document being asked)."""
+    if not num_fewshot:
+        return
+    for name, task in tasks.items():
+        pool = task.fewshot_docs()
+        size = 0 if pool is None else len(pool)
+        needed = num_fewshot + (task.fewshot_cfg.split == task.config.test_split)
+        if needed > size:
+            raise HarnessError(
+                f"--num-fewshot {num_fewshot}: task {name} has {size} examples to draw from"
+                + (", the document itself left out" if needed > num_fewshot else "")
+            )

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness._util.files import sha256_file
+from harness._util.paths import user_path
 from harness.errors import HarnessError
 
 DATA_DIR_ENV = "HARNESS_DATA_DIR"
@@ -55,7 +56,7 @@ def data_dir(explicit: str | os.PathLike | None = None) -> Path | None:
     value = explicit if explicit not in (None, "") else os.environ.get(DATA_DIR_ENV) or None
     if value is None:
         return None
-    path = Path(value).expanduser()
+    path = user_path(value)
     if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
         raise HarnessError(f"data directory {path} is not a readable folder")
     return path.resolve()
