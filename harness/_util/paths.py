@@ -45,10 +45,11 @@ def check_output_folder(path: str | os.PathLike, flag: str) -> Path:
             existing = existing.parent
     except OSError as exc:
         raise HarnessError(f"{flag} {path}: {exc.strerror}") from None
+    where = f"{flag} {path}" if existing == path else f"{flag} {path}: {existing}"
     if not existing.is_dir():
-        raise HarnessError(f"{flag} {path}: {existing} is a file, not a folder")
+        raise HarnessError(f"{where} is a file, not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise HarnessError(f"{flag} {path}: {existing} is not writable")
+        raise HarnessError(f"{where} is not writable")
     return path
 
 

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     out = Path(args.out)
     if out.is_dir():
         raise HarnessError(f"--out {out} is a folder: give the artifact's file name (.safetensors)")
-    check_output_folder(out.parent, f"--out {out}: the folder")
+    check_output_folder(out.parent, f"--out {out}: its folder")
     spec = VariantSpec.parse(args.model or DEFAULT_MODEL)
     wrapper = WRAPPERS.get(args.wrapper)
     if wrapper.fitter is not None:

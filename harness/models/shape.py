@@ -63,32 +63,34 @@ def shape_of(resolved: ResolvedModel) -> ModelShape:
         return _gguf_shape(resolved.path)
     for weights in sorted(resolved.path.glob("*.safetensors")):
         check_safetensors(weights)
-    return config_shape(_read_config(resolved.path), f"model folder {resolved.path}")
+    return folder_shape(resolved.path)
 
 
-def _read_config(folder: Path) -> dict[str, Any]:
-    try:
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise HarnessError(f"model folder {folder}: config.json cannot be read ({str(exc).splitlines()[0]})") from None
-    if not isinstance(config, dict):
-        raise HarnessError(f"model folder {folder}: config.json is not a JSON object")
-    return config
-
-
-def config_shape(config: dict[str, Any], where: str) -> ModelShape:
-    """The shape a Hugging Face config gives (a vision-language model's from its text_config)."""
+def folder_shape(folder: Path) -> ModelShape:
+    """The shape a Hugging Face folder's config.json gives, read as transformers reads it (its
+    defaults filled in, its fields validated); a vision-language model's from its text config."""
+    from huggingface_hub.errors import StrictDataclassError
+    from transformers import AutoConfig
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
 
-    model_type = config.get("model_type")
+    where = f"model folder {folder}"
+    try:
+        raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise HarnessError(f"{where}: config.json cannot be read ({str(exc).splitlines()[0]})") from None
+    model_type = raw.get("model_type") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict):
+        raise HarnessError(f"{where}: config.json is not a JSON object")
     if not isinstance(model_type, str) or model_type not in CONFIG_MAPPING_NAMES:
         raise HarnessError(f"{where}: config.json's model_type {model_type!r} is not one transformers knows")
-    text = config.get("text_config", config)
-    if not isinstance(text, dict):
-        raise HarnessError(f"{where}: config.json's text_config is not a JSON object")
+    try:
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False).get_text_config(decoder=True)
+    except (ValueError, TypeError, KeyError, AttributeError, StrictDataclassError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[-1].strip()
+        raise HarnessError(f"{where}: config.json is not a {model_type} config transformers reads ({reason})") from None
 
     def number(key: str, required: bool = True) -> int | None:
-        value = text.get(key)
+        value = getattr(config, key, None)
         if value is None and not required:
             return None
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -98,12 +100,12 @@ def config_shape(config: dict[str, Any], where: str) -> ModelShape:
     depth, hidden = number("num_hidden_layers"), number("hidden_size")
     assert depth is not None and hidden is not None  # required numbers are never None
     return ModelShape(
-        architecture=str(text.get("model_type", model_type)),
+        architecture=str(config.model_type),
         depth=depth,
         hidden_size=hidden,
         intermediate_size=number("intermediate_size", required=False),
         vocab_size=number("vocab_size", required=False),
-        vision="text_config" in config,
+        vision="text_config" in raw,
     )
 
 

@@ -127,3 +127,29 @@ def test_bad_input_is_refused_in_one_line(command, case, corpus_env, tmp_path, m
     assert case["error"] in err, err
     assert out == ""
     assert _snapshot(work) == before, "bad input must write nothing"
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["eval", "--output-dir", "ro/results"], "--output-dir ro/results: ro is not writable"),
+        (["export", "run", "--out", "ro/export"], "--out ro/export: ro is not writable"),
+        (["report", "run", "--out", "ro"], "--out ro is not writable"),
+        (["leaderboard", "build", "run", "--out", "ro/board"], "--out ro/board: ro is not writable"),
+        (["fit", "meandiff", "--out", "ro/a.safetensors"], "--out ro/a.safetensors: its folder ro is not writable"),
+    ],
+)
+def test_a_folder_that_is_not_writable_is_refused(argv, error, corpus_env, tmp_path, monkeypatch, capsys):
+    """Write permission as the OS reports it (root may write anywhere, so the test says it may not)."""
+    import os
+
+    work = tmp_path / "work"
+    (work / "ro").mkdir(parents=True)
+    _change_run(work / "run", {})
+    monkeypatch.chdir(work)
+    access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: Path(path).name != "ro" and access(path, mode, **kw))
+    before = _snapshot(work)
+    assert main(argv) == 2
+    assert capsys.readouterr().err == f"harness: {error}\n"
+    assert _snapshot(work) == before
