@@ -23,6 +23,36 @@ def cache_dir() -> Path:
     return Path(xdg) / "harness"
 
 
+def user_path(text: str | os.PathLike) -> Path:
+    """`text` as a path, `~` and `~user` expanded; a `~user` of no user stays as written (so it
+    names nothing, rather than raising)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        return Path(text)
+
+
+def check_output_folder(path: str | os.PathLike, flag: str) -> Path:
+    """`path`, refused in one line unless it is a folder harness can create or write into: not a
+    file, nor under one, and its nearest existing folder writable. Checked before any work, so a
+    bad output folder is known before a model loads rather than when the results are saved."""
+    path = Path(path)
+    try:
+        if path.exists() and not path.is_dir():
+            raise HarnessError(f"{flag} {path} is a file, not a folder")
+        existing = path
+        while not existing.exists():
+            existing = existing.parent
+    except OSError as exc:
+        raise HarnessError(f"{flag} {path}: {exc.strerror}") from None
+    where = f"{flag} {path}" if existing == path else f"{flag} {path}: {existing}"
+    if not existing.is_dir():
+        raise HarnessError(f"{where} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise HarnessError(f"{where} is not writable")
+    return path
+
+
 def inside(root: Path, *parts: str) -> Path:
     """`root / parts...`, refused in one line unless it resolves inside `root` (the last check
     before a write or read whose path is made from record data)."""

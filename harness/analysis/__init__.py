@@ -10,15 +10,17 @@ from harness._util.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from harness.analysis._compare import Comparison, Summary, compare, format_table, summarize, to_json
-    from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+    from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, MAX_RESAMPLES, check_bootstrap
     from harness.analysis._report import write_report
     from harness.analysis._table import print_json, print_table
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
     "DEFAULT_RESAMPLES",
+    "MAX_RESAMPLES",
     "Comparison",
     "Summary",
+    "check_bootstrap",
     "compare",
     "format_table",
     "print_json",
@@ -33,6 +35,8 @@ __getattr__, __dir__ = lazy_exports(
     {
         "DEFAULT_CONFIDENCE": "harness.analysis._defaults",
         "DEFAULT_RESAMPLES": "harness.analysis._defaults",
+        "MAX_RESAMPLES": "harness.analysis._defaults",
+        "check_bootstrap": "harness.analysis._defaults",
         "Comparison": "harness.analysis._compare",
         "Summary": "harness.analysis._compare",
         "compare": "harness.analysis._compare",

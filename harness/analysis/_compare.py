@@ -25,7 +25,7 @@ import numpy as np
 
 from harness._util.files import sha256_text
 from harness.analysis import _curves, _stats
-from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, check_bootstrap
 from harness.errors import HarnessError
 from harness.records._runs import Row, RowKey, Run, load_run, read_rows
 from harness.records._schema import InterventionRecord, TaskResult, VariantRecord
@@ -270,10 +270,7 @@ def compare(
     runs: Sequence[Run], seed: int = DEFAULT_SEED, resamples: int = DEFAULT_RESAMPLES, confidence: float = DEFAULT_CONFIDENCE
 ) -> Comparison:
     """Every variant of `runs` against its base, on every task and group both were evaluated on."""
-    if resamples < 1:
-        raise HarnessError(f"--resamples must be at least 1, got {resamples}")
-    if not 0 < confidence < 1:
-        raise HarnessError(f"--confidence must be between 0 and 1, got {confidence}")
+    check_bootstrap(seed, resamples, confidence)
     runs = list({r.record.run_id: r for r in runs}.values())
     pairs, unpaired = _pairs(runs)
     # Every pairing is checked before anything is computed: a refusal leaves no partial answer.
@@ -393,6 +390,7 @@ def summarize(
     confidence: float = DEFAULT_CONFIDENCE,
     pareto: Sequence[str] = (),
 ) -> Summary:
+    check_bootstrap(seed, resamples, confidence)
     runs = [load_run(p) for p in paths]
     axes = [(run, _curves.parse_pareto(run, text)) for run in runs for text in pareto]
     return Summary(

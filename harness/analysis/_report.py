@@ -23,9 +23,10 @@ from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 from harness._util.files import atomic_write_text
+from harness._util.paths import check_output_folder
 from harness.analysis import _curves, _plots, _stats
 from harness.analysis._compare import Summary, compare, curve_rows, front_rows, number, table_rows
-from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, check_bootstrap
 from harness.records._runs import Run, load_run
 from harness.records._schema import UNIT_INTERVAL_METRICS, TaskResult, VariantRecord
 from harness.spec._options import DEFAULT_SEED
@@ -308,6 +309,9 @@ def write_report(
     pareto: Sequence[str] = (),
 ) -> tuple[Path, Path]:
     """Write report.md and report.html into `out` (default: the run folder); return their paths."""
+    check_bootstrap(seed, resamples, confidence)
+    if out:
+        check_output_folder(out, "--out")
     run = load_run(path)
     markdown, html = render(run, seed, resamples, confidence, pareto)
     folder = Path(out) if out else run.folder

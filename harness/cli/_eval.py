@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from harness.cli._common import add_option, add_output, command
 from harness.spec import DEFAULT_SHARD_SIZE, FIELDS, OPTIONS
+from harness.spec._options import SWEEP_CONFIRM
 
 if TYPE_CHECKING:
     from harness.cli._common import Subcommands
@@ -19,6 +20,7 @@ def add_parser(sub: Subcommands) -> None:
     for setting in OPTIONS:
         add_option(parser, setting)
     parser.add_argument("--config", help="YAML file with the same fields; flags override it")
+    parser.add_argument("--yes", action="store_true", help=f"run sweeps that make more than {SWEEP_CONFIRM} variants")
     add_output(parser, help="what to print at the end")
     parser.add_argument(
         "--executor",
@@ -36,15 +38,16 @@ def add_parser(sub: Subcommands) -> None:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.analysis._table import print_json, print_table
-    from harness.spec._spec import build_spec, load_config
+    from harness.spec._spec import build_spec, check_run, load_config
     from harness.tasks.index import known_names, task_manager
 
     given = load_config(args.config) if args.config else {}
     given.update({name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None})
-    spec = build_spec(given, known_names(task_manager()))
+    spec = build_spec(given, known_names(task_manager()), yes=args.yes)
     from harness.engine._executors import build_executor
 
     executor = build_executor(args.executor, args.address, args.max_models_per_worker, args.shard_size)
+    check_run(spec)  # the device, the models' files and every wrapper against its base's shape, before any work
 
     from harness.engine._run import run as run_spec
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from harness.cli import _compare, _eval, _experts, _export, _fit, _leaderboard, _models, _neurons, _report, _reproduce, _tasks
 from harness.errors import HarnessError
@@ -24,8 +24,16 @@ COMMANDS = (_eval, _fit, _experts, _neurons, _compare, _report, _reproduce, _exp
 """In the order `harness --help` lists them."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's refusals as HarnessError, so they too are one line and exit status 2 (argparse's own
+    print the usage first); subcommand parsers are of this class too (argparse's parser_class)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise HarnessError(f"{message} (see `{self.prog} --help`)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description="Evaluate language models and their variants.")
+    parser = _Parser(prog="harness", description="Evaluate language models and their variants.")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
@@ -34,9 +42,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parser().parse_args(argv)
-    handler: Handler = args.handler
     try:
+        args = _parser().parse_args(argv)
+        handler: Handler = args.handler
         return handler(args, argv)
     except HarnessError as exc:
         print(f"harness: {exc}", file=sys.stderr)

@@ -28,10 +28,18 @@ def add_parser(sub: Subcommands) -> None:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.engine._neurons import list_neurons
+    from harness.models.device import resolve_device
+    from harness.models.shape import model_shape
+    from harness.spec._spec import VariantSpec
+    from harness.wrappers.units import layer_in_range
 
     if args.top < 1 or args.tokens < 1:
         raise HarnessError("--top and --tokens must be at least 1")
-    rows = list_neurons(args.model or DEFAULT_MODEL, args.layer, args.top, args.concept, args.tokens, args.device)
+    # The layer against the model's shape (read from its files), before it loads.
+    device = resolve_device(args.device)
+    spec = VariantSpec.parse(args.model or DEFAULT_MODEL)
+    layer_in_range(args.layer, spec.check_model(model_shape(spec.base), device).depth, "neurons")
+    rows = list_neurons(spec.model, args.layer, args.top, args.concept, args.tokens, device)
     if args.output == "json":
         print(json.dumps(rows, indent=1))
         return 0

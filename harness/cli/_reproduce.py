@@ -25,9 +25,12 @@ def add_parser(sub: Subcommands) -> None:
 
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    from harness._util.paths import check_output_folder
     from harness.analysis._compare import to_json
     from harness.engine._reproduce import format_table, parse_batch_sizes, reproduce
 
+    if args.output_dir:
+        check_output_folder(args.output_dir, "--output-dir")
     result = reproduce(args.run, ["harness", *argv], parse_batch_sizes(args.batch_sizes), args.tolerance, args.output_dir, args.data_dir)
     print(json.dumps({**to_json(result), "ok": result.ok}, indent=1, default=str) if args.output == "json" else format_table(result))
     return 0 if result.ok else 1

@@ -27,7 +27,6 @@ from harness.lm import _shared_trunk
 from harness.lm._harness_lm import HarnessLM
 from harness.lm._request_cache import RequestCache
 from harness.models import resolve_model
-from harness.models.device import resolve_device
 from harness.records import _environment
 from harness.records._environment import Environment
 from harness.records._schema import (
@@ -43,7 +42,7 @@ from harness.records._schema import (
     VariantRecord,
     write_record,
 )
-from harness.spec._spec import RunSpec
+from harness.spec._spec import RunSpec, check_fewshot, check_run
 from harness.tasks import data, toxicity
 from harness.tasks.index import task_manager
 from harness.variant._variant import Variant
@@ -173,10 +172,11 @@ def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None)
 def _resolve(spec: RunSpec) -> _Plan:
     """Resolve and check models, tasks, data and scorer first, so a bad spec writes nothing."""
     environment = _environment.capture()  # the code and packages as they are when the run starts
-    device = resolve_device(spec.device)
+    device = check_run(spec)  # the device, the bases' files and every wrapper against its base's shape
     manager = task_manager(spec.data_dir)
     variants = [Variant(v, resolve_model(v.base)) for v in spec.variants]
     tasks = load_tasks(manager, spec.tasks, spec)
+    check_fewshot(tasks.leaves, spec.num_fewshot)
     files = {name: data.resolve_task_files(task.config.dataset_kwargs, spec.data_dir) for name, task in tasks.leaves.items()}
     _refuse_fit_overlap(variants, files)
     task_hashes = _task_hashes(spec, tasks, files)

@@ -16,8 +16,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from harness._util.files import atomic_write_text
-from harness._util.paths import DEFAULT_LEADERBOARD_DIR
-from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
+from harness._util.paths import DEFAULT_LEADERBOARD_DIR, check_output_folder
+from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, check_bootstrap
 from harness.errors import HarnessError
 from harness.leaderboard._build import build_content, collect_runs
 from harness.leaderboard._schema import RELEASE_SCHEMA, Changelog, Comparison, Release
@@ -82,7 +82,10 @@ def build_release(
     confidence: float = DEFAULT_CONFIDENCE,
 ) -> Built:
     """Build a release from the run folders (or folders of runs) in `paths` into `root`."""
-    root = Path(root)
+    root = check_output_folder(root, "--out")
+    check_bootstrap(seed, resamples, confidence)
+    if version is not None:
+        parse_version(version)
     settings = Comparison(seed=seed, resamples=resamples, confidence=confidence)
     content = build_content(collect_runs(paths), root, normalise, settings)
     existing = release_paths(root)
@@ -111,8 +114,8 @@ def build_release(
         if wanted not in existing:
             if latest is not None and wanted < latest:
                 raise HarnessError(f"{show(wanted)} is below the latest release {show(latest)}: give a higher version")
-            needed = bump(max(below) if below else None, _at_least(log.level, "patch"))
-            if below and wanted < needed:
+            # The first release (nothing below it) may take any number; a later one the changes' level.
+            if below and wanted < (needed := bump(max(below), _at_least(log.level, "patch"))):
                 raise HarnessError(
                     f"{show(wanted)} is too small for these changes ({log.level}: see the changelog): give {show(needed)} or above"
                 )

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from harness._util.files import build_dir
-from harness._util.paths import DEFAULT_LEADERBOARD_DIR, inside
+from harness._util.paths import DEFAULT_LEADERBOARD_DIR, check_output_folder, inside
 from harness.analysis import _curves
 from harness.analysis._compare import number, short_name, signed
 from harness.errors import HarnessError
@@ -139,7 +139,7 @@ def render_site(root: Path, site: Path) -> dict[str, str]:
 def build_site(root: str | Path = DEFAULT_LEADERBOARD_DIR, out: str | Path | None = None) -> Path:
     """Write the site of the releases under `root` into `out` (default root/site); return index.html."""
     root = Path(root)
-    site = Path(out) if out else root / "site"
+    site = check_output_folder(out, "--out") if out else root / "site"
     if site.exists() and not (site / MARKER).is_file():
         raise HarnessError(f"{site} exists and is not a generated leaderboard site: give an empty or new --out")
     files = render_site(root, site.resolve())

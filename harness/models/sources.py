@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness._util.files import sha256_file, sha256_json
-from harness._util.paths import cache_dir
+from harness._util.paths import cache_dir, user_path
 from harness._util.registry import did_you_mean
 from harness.errors import HarnessError
 from harness.models.catalog import CATALOG, ChunkedGGUF, HubRepo, PackagedGGUF
@@ -53,9 +53,12 @@ def is_syntactically_known(name: str) -> None:
         if name.startswith(HUB_PREFIX) and "/" not in name[len(HUB_PREFIX) :]:
             raise HarnessError(f"bad hub model {name!r}: expected hf:ORG/NAME[@REVISION]")
         return
-    path = Path(name).expanduser()
-    if path.is_dir() or (path.is_file() and path.suffix == ".gguf"):
-        return
+    path = user_path(name)
+    try:
+        if path.is_dir() or (path.is_file() and path.suffix == ".gguf"):
+            return
+    except OSError:  # a name too long to be a path: so not one
+        pass
     raise HarnessError(
         f"unknown model {name!r}{did_you_mean(name, CATALOG.names())}; "
         "give a catalog name (harness models), hf:ORG/NAME, a model folder or a .gguf file"
@@ -80,7 +83,7 @@ def locate(name: str) -> ResolvedModel:
     if name.startswith(HUB_PREFIX):
         repo, _, revision = name[len(HUB_PREFIX) :].partition("@")
         return _hub(name, HubRepo(repo, revision or "main"))
-    path = Path(name).expanduser().resolve()
+    path = user_path(name).resolve()
     if path.is_file():
         return ResolvedModel(name, "gguf", path, "local", sha256_file(path))
     return folder_model(name, path, "local")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness._util.files import atomic_write_text, canonical_json
-from harness._util.paths import inside
+from harness._util.paths import check_output_folder, inside
 from harness.errors import HarnessError
 from harness.records._runs import Run, load_run
 from harness.records._schema import UNIT_INTERVAL_METRICS, InterventionRecord, TaskResult, VariantRecord
@@ -48,8 +48,11 @@ def export_run(path: str | Path, out: str | Path, fmt: str = "every_eval_ever") 
     """Write the run's export under `out` and return the files written."""
     if fmt not in FORMATS:
         raise HarnessError(f"unknown export format {fmt!r}: choose from {', '.join(FORMATS)}")
+    check_output_folder(out, "--out")
     run = load_run(path)
     documents = every_eval_ever_documents(run)
+    if not documents:
+        raise HarnessError(f"run {run.record.run_id} has no finite metric to export: nothing written")
     for relative, document in documents.items():
         check(document, relative)
     written = []

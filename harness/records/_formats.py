@@ -8,9 +8,10 @@ of its folder (`../x`), name a file elsewhere (`/etc/passwd`) or become a link s
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
-from pydantic import StringConstraints
+from pydantic import AfterValidator, StringConstraints
 
 IDENTITY_PATTERN = r"^[0-9a-f]{64}$"
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.()\-]{0,199}$"
@@ -24,3 +25,12 @@ parentheses), not starting with `.` or `-`: a file name that cannot leave its fo
 an option or a URL scheme."""
 SamplesFile = Annotated[str, StringConstraints(pattern=SAMPLES_FILE_PATTERN)]
 """A sample log, relative to its run folder: `samples/<identity[:12]>/<task>.jsonl`."""
+
+
+def _iso_timestamp(value: str) -> str:
+    dt.datetime.fromisoformat(value)  # ValueError names what is wrong
+    return value
+
+
+Timestamp = Annotated[str, AfterValidator(_iso_timestamp)]
+"""An ISO 8601 date and time (readers parse it: the export's timestamps)."""

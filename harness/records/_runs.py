@@ -71,8 +71,12 @@ def load_run(path: str | Path) -> Run:
         where = ".".join(str(part) for part in error["loc"]) or "(top level)"
         raise HarnessError(f"{folder / 'record.json'} is not a valid run record: {where}: {error['msg']}") from None
     except ValueError as exc:
-        first = str(exc).splitlines()[0]
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise HarnessError(f"{folder / 'record.json'} is not a valid run record: {first}") from None
+    except RecursionError:
+        raise HarnessError(f"{folder / 'record.json'} is not a valid run record: nested too deeply") from None
+    except OSError as exc:
+        raise HarnessError(f"{folder / 'record.json'} cannot be read: {exc.strerror}") from None
     return Run(record, folder)
 
 
@@ -95,16 +99,37 @@ def read_rows(run: Run, result: TaskResult) -> dict[RowKey, Row]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
         raise HarnessError(f"run {run.record.run_id}: sample log {result.samples_file} is missing") from None
+    except UnicodeDecodeError as exc:
+        raise HarnessError(f"run {run.record.run_id}: sample log {result.samples_file} is not UTF-8 text (byte {exc.start})") from None
     rows = {}
     for number, line in enumerate(lines, 1):
         try:
             sample = json.loads(line)
             filter_name = sample.get("filter", "none")
+            if not isinstance(filter_name, str):
+                raise TypeError(filter_name)
             values = {
                 (metric if filter_name == "none" else f"{metric},{filter_name}"): sample.get(metric) for metric in sample.get("metrics", [])
             }
             key = (result.task, int(sample["doc_id"]), filter_name)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
             raise HarnessError(f"{path}: line {number} is not a sample log entry") from None
+        if key in rows:
+            raise HarnessError(f"{path}: line {number} repeats document {key[1]} (filter {key[2]})")
         rows[key] = Row(sample.get("doc_hash"), values, sample.get("filtered_resps"))
+    _check_complete(run, result, rows)
     return rows
+
+
+def _check_complete(run: Run, result: TaskResult, rows: dict[RowKey, Row]) -> None:
+    """A sample log holds each of the result's documents under each of its filters: a log cut
+    short would otherwise be paired, reported and released on fewer documents without a word."""
+    documents = {doc for _, doc, _ in rows}
+    filters = {f for _, _, f in rows}
+    if result.n_samples is not None and len(documents) != result.n_samples:
+        raise HarnessError(
+            f"run {run.record.run_id}: sample log {result.samples_file} holds {len(documents)} documents,"
+            f" the record counts {result.n_samples} (cut short or changed)"
+        )
+    if len(rows) != len(documents) * len(filters):
+        raise HarnessError(f"run {run.record.run_id}: sample log {result.samples_file} lacks some documents under some filters")

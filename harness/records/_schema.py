@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness._util.files import atomic_write_text, sha256_json
-from harness.records._formats import Identity, SafeName, SamplesFile
+from harness.records._formats import Identity, SafeName, SamplesFile, Timestamp
 
 SCHEMA_VERSION = "1.3"
 
@@ -256,7 +256,7 @@ class RunRecord(_Frozen):
 
     schema_version: str = SCHEMA_VERSION
     run_id: SafeName
-    created_at: str
+    created_at: Timestamp
     """UTC, ISO 8601."""
     command: tuple[str, ...]
     """argv as given."""
@@ -273,6 +273,20 @@ class RunRecord(_Frozen):
     """Set when the run's requests were computed by a scale-out executor (`--executor ray`)."""
 
     @model_validator(mode="after")
+    def _lm_eval_as_readers_take_it(self) -> RunRecord:
+        """Readers take each variant's group tree from here: groups name lists of tasks."""
+        for identity, raw in self.lm_eval.items():
+            if not isinstance(raw, dict):
+                raise ValueError(f"lm_eval[{identity[:12]!r}] is not an object")
+            groups = raw.get("group_subtasks")
+            if groups is not None and not (
+                isinstance(groups, dict) and all(isinstance(m, list) and all(isinstance(t, str) for t in m) for m in groups.values())
+            ):
+                raise ValueError(f"lm_eval[{identity[:12]!r}].group_subtasks is not a mapping of group to task names")
+            _check_acyclic(groups or {}, identity)
+        return self
+
+    @model_validator(mode="after")
     def _results_name_variants_of_this_run(self) -> RunRecord:
         identities = {v.identity for v in self.variants}
         for result in self.results:
@@ -281,6 +295,23 @@ class RunRecord(_Frozen):
             if result.samples_file is not None and not result.samples_file.startswith(f"samples/{result.variant[:12]}/"):
                 raise ValueError(f"result {result.task!r}: sample log {result.samples_file!r} is not in its variant's folder")
         return self
+
+
+def _check_acyclic(groups: dict[str, list[str]], identity: str) -> None:
+    """A group tree, not a graph with a cycle (readers expand groups into their tasks)."""
+    done: set[str] = set()
+
+    def visit(group: str, path: tuple[str, ...]) -> None:
+        if group in path:
+            raise ValueError(f"lm_eval[{identity[:12]!r}].group_subtasks: group {group!r} contains itself")
+        if group in done:
+            return
+        for member in groups.get(group, ()):
+            visit(member, (*path, group))
+        done.add(group)
+
+    for group in groups:
+        visit(group, ())
 
 
 def record_json_schema() -> dict[str, Any]:

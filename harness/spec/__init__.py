@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         Option,
         option,
     )
-    from harness.spec._spec import RunSpec, VariantSpec, build_spec, expand_sweeps, load_config
+    from harness.spec._spec import RunSpec, VariantSpec, build_spec, check_fewshot, check_run, expand_sweeps, load_config, sweep_size
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -39,9 +39,12 @@ __all__ = [
     "RunSpec",
     "VariantSpec",
     "build_spec",
+    "check_fewshot",
+    "check_run",
     "expand_sweeps",
     "load_config",
     "option",
+    "sweep_size",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -61,7 +64,10 @@ __getattr__, __dir__ = lazy_exports(
         "RunSpec": "harness.spec._spec",
         "VariantSpec": "harness.spec._spec",
         "build_spec": "harness.spec._spec",
+        "check_fewshot": "harness.spec._spec",
+        "check_run": "harness.spec._spec",
         "expand_sweeps": "harness.spec._spec",
         "load_config": "harness.spec._spec",
+        "sweep_size": "harness.spec._spec",
     },
 )

@@ -38,6 +38,18 @@ DEFAULT_SHARD_SIZE = 100
 """Documents per shard with `harness eval --executor ray` (harness.engine._executors): where a run is
 computed, so neither an option nor in the record, but a default the CLI shows."""
 
+MAX_SEED = 2**32 - 1
+"""numpy's seeds are 32-bit, and the run seeds numpy with it."""
+MAX_NUM_FEWSHOT = 100
+"""More examples than any prompt of a small model's context holds; a larger number is a typo."""
+SWEEP_CONFIRM = 100
+"""Sweeps that make more variants than this ask for `harness eval --yes` (each variant is a full
+evaluation). Not a --config field: YAML reads the key `yes` as the boolean true."""
+MAX_VARIANTS = 100_000
+"""Above this a run is refused even with `--yes`: split the sweep."""
+MAX_MODEL_STRING = 2_000
+"""Characters in one model string."""
+
 
 @dataclass(frozen=True)
 class Option:
@@ -54,6 +66,9 @@ class Option:
     """The flag may be given several times (a list in --config)."""
     switch: bool = False
     """A flag without a value that sets True."""
+    accepts: tuple[type, ...] = (str,)
+    """The YAML types its --config value may have (`list`: a list of strings; `dict`: a mapping of
+    name to integer); flags are always text."""
 
     @property
     def flag(self) -> str:
@@ -66,13 +81,13 @@ class Option:
 
 
 OPTIONS = (
-    Option("model", DEFAULT_MODEL, "model string (repeatable); default {default}", repeatable=True),
-    Option("tasks", DEFAULT_TASKS, "comma-separated tasks or groups; default {default}"),
-    Option("limit", None, "evaluate the first N documents of each task"),
-    Option("num_fewshot", None, "few-shot examples per prompt"),
-    Option("batch_size", DEFAULT_BATCH_SIZE, "an integer or 'auto' (default {default})"),
+    Option("model", DEFAULT_MODEL, "model string (repeatable); default {default}", repeatable=True, accepts=(str, list)),
+    Option("tasks", DEFAULT_TASKS, "comma-separated tasks or groups; default {default}", accepts=(str, list)),
+    Option("limit", None, "evaluate the first N documents of each task", accepts=(int, str, dict)),
+    Option("num_fewshot", None, f"few-shot examples per prompt (at most {MAX_NUM_FEWSHOT})", accepts=(int, str)),
+    Option("batch_size", DEFAULT_BATCH_SIZE, "an integer or 'auto' (default {default})", accepts=(int, str)),
     Option("device", DEFAULT_DEVICE, "cpu, cuda, cuda:N, mps or {default} (default)"),
-    Option("seed", DEFAULT_SEED, "seed for python, numpy, torch and few-shot sampling (default {default})"),
+    Option("seed", DEFAULT_SEED, "seed for python, numpy, torch and few-shot sampling (default {default})", accepts=(int, str)),
     Option("data_dir", None, f"local data directory (default ${DATA_DIR_ENV})"),
     Option("output_dir", DEFAULT_OUTPUT_DIR, "where the run folder goes (default {default}/)"),
     Option(
@@ -81,13 +96,18 @@ OPTIONS = (
         "sample logs without ({default}, default) or with the documents' text",
         choices=SAMPLE_MODES,
     ),
-    Option("no_base", False, "do not add each variant's base to the run", switch=True),
+    Option("no_base", False, "do not add each variant's base to the run", switch=True, accepts=(bool,)),
     Option(
         "scorer",
         None,
         "toxicity scorer (see `harness models`); default: detoxify when its weights are here, else the measured best offline one",
     ),
-    Option("toxicity_samples", DEFAULT_TOXICITY_SAMPLES, "continuations per toxicity prompt (default {default}) or 'greedy'"),
+    Option(
+        "toxicity_samples",
+        DEFAULT_TOXICITY_SAMPLES,
+        "continuations per toxicity prompt (default {default}) or 'greedy'",
+        accepts=(int, str),
+    ),
 )
 FIELDS = tuple(o.name for o in OPTIONS)
 """The keys of a --config file."""

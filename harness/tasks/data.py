@@ -16,6 +16,7 @@ Task YAMLs use it through lm-eval's `custom_dataset` hook:
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from harness._util.files import sha256_file
+from harness._util.paths import user_path
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ def data_dir(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     value = explicit if explicit not in (None, "") else os.environ.get(DATA_DIR_ENV) or None
     if value is None:
         return None
-    path = Path(value).expanduser()
+    path = user_path(value)
     if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
         raise HarnessError(f"data directory {path} is not a readable folder")
     return path.resolve()
@@ -111,35 +113,62 @@ class MalformedRow(ValueError):
 RowConverter = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def _read_rows(path: Path, columns: list[str] | None) -> Iterator[tuple[int, dict[str, Any]]]:
+def _read_rows(path: Path, columns: list[str] | None) -> Iterator[tuple[int, Any]]:
     """(row number, row) of a JSON lines, JSON list, CSV (with header) or TSV (header or `columns`) file."""
     suffix = path.suffix
     if suffix == ".jsonl":
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        yield number, json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise MalformedRow(f"not valid JSON ({exc.msg})", row=number) from None
+        for number, line in enumerate(_text(path, "utf-8").split("\n"), 1):
+            if line.strip():
+                yield number, _json_line(line, number)
     elif suffix == ".json":
         try:
-            rows = json.loads(path.read_text(encoding="utf-8"))
+            rows = json.loads(_text(path, "utf-8"))
         except json.JSONDecodeError as exc:
             raise MalformedRow(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except RecursionError:
+            raise MalformedRow("not valid JSON (nested too deeply)") from None
+        if not isinstance(rows, list):
+            raise MalformedRow(f"not a JSON list of rows (a {_json_kind(rows)})")
         yield from enumerate(rows, 1)
     elif suffix in (".csv", ".tsv"):
         # utf-8-sig: TruthfulQA's CSV starts with a byte-order mark. MGSM's TSV has a bare `"`,
         # hence no quoting for TSV.
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f) if suffix == ".csv" else csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-            header = columns or next(reader)
+        f = io.StringIO(_text(path, "utf-8-sig"), newline="")
+        reader = csv.reader(f) if suffix == ".csv" else csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        try:
+            header = columns or next(reader, None)
+            if header is None:
+                return
             for row in reader:
                 if len(row) != len(header):
                     raise MalformedRow(f"{len(row)} columns, expected {len(header)}", row=reader.line_num)
                 yield reader.line_num, dict(zip(header, row, strict=True))
+        except csv.Error as exc:
+            raise MalformedRow(f"not valid {suffix[1:].upper()} ({exc})", row=reader.line_num) from None
     else:
         raise HarnessError(f"{path}: unsupported data file type {suffix!r}")
+
+
+def _text(path: Path, encoding: str) -> str:
+    """The file's text, its first byte that is not UTF-8 refused with its line."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise MalformedRow(f"not UTF-8 text (byte {exc.start})", row=raw.count(b"\n", 0, exc.start) + 1) from None
+
+
+def _json_kind(value: Any) -> str:
+    return "null" if value is None else {list: "list", str: "string", bool: "boolean"}.get(type(value), "number")
+
+
+def _json_line(line: str, number: int) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise MalformedRow(f"not valid JSON ({exc.msg})", row=number) from None
+    except RecursionError:
+        raise MalformedRow("not valid JSON (nested too deeply)", row=number) from None
 
 
 def _dataset(file: ResolvedFile, columns: list[str] | None, convert: RowConverter | None) -> datasets.Dataset:
@@ -147,10 +176,12 @@ def _dataset(file: ResolvedFile, columns: list[str] | None, convert: RowConverte
 
     if file.path.suffix == ".parquet":  # the hub's own copies are already in the task's schema
         return datasets.Dataset.from_parquet(str(file.path))
-    rows: list[dict[str, Any]] = []
-    number: int | None = None
+    rows, number = [], None
+    fields: list[str] | None = None
     try:
         for number, row in _read_rows(file.path, columns):
+            if convert is None:
+                fields = _same_fields(row, fields)
             try:
                 rows.append(convert(row) if convert else row)
             except (KeyError, TypeError, AttributeError) as exc:  # a field missing or of the wrong kind
@@ -159,7 +190,25 @@ def _dataset(file: ResolvedFile, columns: list[str] | None, convert: RowConverte
         at = exc.row if exc.row is not None else number
         where = f"{file.file.local}: row {at}" if at is not None else file.file.local
         raise HarnessError(f"{where}: {exc.reason}") from None
+    if not rows:
+        raise HarnessError(f"{file.file.local}: no rows (an empty file)")
     return datasets.Dataset.from_list(rows)
+
+
+def _same_fields(row: Any, fields: list[str] | None) -> list[str]:
+    """The fields of a file already in the task's schema (no converter checks its rows): each row
+    is a JSON object with the first row's fields."""
+    if not isinstance(row, dict):
+        raise MalformedRow(f"not a JSON object (a {_json_kind(row)})")
+    if fields is None:
+        return sorted(row)
+    missing = [f for f in fields if f not in row]
+    if missing:
+        raise MalformedRow(f"missing the field {missing[0]!r} (the first row has {', '.join(fields)})")
+    extra = sorted(set(row) - set(fields))
+    if extra:
+        raise MalformedRow(f"has the field {extra[0]!r}, which the first row lacks")
+    return fields
 
 
 def load_dataset(dataset_kwargs: dict[str, Any], convert: RowConverter | None = None) -> datasets.DatasetDict:

@@ -9,11 +9,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from harness._util.registry import Registry
 from harness.wrappers._fitting import ARTIFACT_PARAM, FitFn
 from harness.wrappers._params import Param, resolve
+
+if TYPE_CHECKING:
+    from harness.models.shape import ModelShape
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,9 @@ class Applied:
 
 ApplyFn = Callable[[Any, Any, dict[str, Any]], Applied]
 """(model, tokenizer, resolved params) -> Applied; changes the (private) model in place."""
+ModelCheck = Callable[[dict[str, Any], "ModelShape", str], "ModelShape | None"]
+"""(resolved params, the model's shape before the wrapper, the device) -> its shape after (None:
+unchanged); raises HarnessError when the parameters do not fit the model (a layer it lacks)."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +79,20 @@ class WrapperDef:
     fitter: Fitter | None = None
     """Set for wrappers that apply a fitted artifact; they get an `artifact` parameter, and apply
     receives the artifact file's path in it."""
+    model_check: ModelCheck | None = None
+    """Checks against the model and device, before the model loads (its shape is read from its
+    files); `apply` checks the same on the loaded model."""
 
     def resolve(self, given: dict[str, str]) -> dict[str, Any]:
         values = resolve(self.name, self.params, given)
         if self.check is not None:
             self.check(values)
         return values
+
+    def check_model(self, values: dict[str, Any], shape: ModelShape, device: str) -> ModelShape:
+        """The shape after this wrapper with resolved parameters `values`, refused in one line when
+        they do not fit `shape` or `device`."""
+        return (self.model_check(values, shape, device) if self.model_check is not None else None) or shape
 
 
 FAMILIES = ("decoding", "depth", "droptokens", "merge", "precision", "quantize", "steering", "units")
@@ -101,13 +115,14 @@ def register_wrapper(
     check: Callable[[dict[str, Any]], None] | None = None,
     artifacts: Callable[[dict[str, Any]], dict[str, str]] | None = None,
     fitter: Fitter | None = None,
+    model_check: ModelCheck | None = None,
 ) -> Callable[[ApplyFn], ApplyFn]:
     """Register `apply` as the wrapper `name` (a second registration of a name is an error)."""
     if fitter is not None:
         params = (*params, Param(ARTIFACT_PARAM, str, None, "a fitted artifact from `harness fit`; none: fit on first use (cached)"))
 
     def decorate(apply: ApplyFn) -> ApplyFn:
-        WRAPPERS.register(name, WrapperDef(name, doc, params, apply, check, artifacts, fitter))
+        WRAPPERS.register(name, WrapperDef(name, doc, params, apply, check, artifacts, fitter, model_check))
         return apply
 
     return decorate

@@ -9,10 +9,10 @@ source needs a text file, one example per line, at its place in `calibration=FIL
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from harness._util.files import sha256_json
+from harness._util.paths import user_path
 from harness.errors import HarnessError
 from harness.models import ResolvedModel, resolve_model
 from harness.models.experts import EXPERT_PREFIX, EXPERTS
@@ -37,7 +37,7 @@ def resolve_sources(text: str) -> list[Source]:
 def calibration_texts(source: str, file: str, count: int) -> list[str]:
     """The first `count` calibration examples of `source` (its `calibration=` entry is `file`)."""
     if file:
-        path = Path(file).expanduser()
+        path = user_path(file)
         if not path.is_file():
             raise HarnessError(f"merge:calibration: no such file {file!r} (for source {source})")
         lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

@@ -90,6 +90,14 @@ def candidate_layers(layers: str | LayerList, depth: int, tied: bool) -> list[in
         return list(range(start, depth // 2, 2) if depth <= 40 else range(start, 20, 2))
     if isinstance(layers, str):
         raise HarnessError(f"dola:layers={layers}: expected high, low or layer numbers")
+    _check_premature(layers, depth)
+    return list(layers)
+
+
+def _check_premature(layers: str | LayerList, depth: int) -> None:
+    """Given layer numbers must lie below the final layer `depth` (`high` and `low` always fit)."""
+    if isinstance(layers, str):
+        return
     if depth in layers:
         raise HarnessError(
             f"dola:layers={layers}: layer {depth} is the model's final layer, the one contrasted against; "
@@ -100,7 +108,6 @@ def candidate_layers(layers: str | LayerList, depth: int, tied: bool) -> list[in
         raise HarnessError(
             f"dola:layers={layers}: the model has {depth} decoder layers, so premature layers lie in 0-{depth - 1} (no layer {beyond[0]})"
         )
-    return list(layers)
 
 
 def _check_dola(values: dict[str, Any]) -> None:
@@ -137,6 +144,7 @@ def _check_dola(values: dict[str, Any]) -> None:
         ),
     ),
     check=_check_dola,
+    model_check=lambda params, shape, device: _check_premature(params["layers"], shape.depth),
 )
 def apply_dola(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
 
@@ -181,6 +189,14 @@ def _contrast_artifacts(params: dict[str, Any], base: Any = None) -> dict[str, s
     return {"amateur_instruction": INSTRUCTION_SHA256}
 
 
+def _check_lower_layer(layer: int | None, depth: int) -> None:
+    if layer is not None and layer >= depth:
+        raise HarnessError(
+            f"contrast:layer={layer}: the lower layer must lie below the final layer, in 0-{depth - 1} "
+            f"(the model has {depth} decoder layers)"
+        )
+
+
 @register_wrapper(
     "contrast",
     doc="contrastive decoding against the model prompted toward falsehood (ICD), with LOL's lower-layer "
@@ -214,16 +230,13 @@ def _contrast_artifacts(params: dict[str, Any], base: Any = None) -> dict[str, s
     ),
     check=_check_contrast,
     artifacts=_contrast_artifacts,
+    model_check=lambda params, shape, device: _check_lower_layer(params["layer"], shape.depth),
 )
 def apply_contrast(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
 
     depth = len(decoder_of(model, "contrast").layers)
     layer = params["layer"]
-    if layer is not None and layer >= depth:
-        raise HarnessError(
-            f"contrast:layer={layer}: the lower layer must lie below the final layer, in 0-{depth - 1} "
-            f"(the model has {depth} decoder layers)"
-        )
+    _check_lower_layer(layer, depth)
     if tokenizer is None:
         raise HarnessError("contrast: needs the model's tokenizer (to tokenize the amateur's instruction)")
     instruction = list(tokenizer.encode(INSTRUCTION, add_special_tokens=False))

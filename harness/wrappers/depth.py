@@ -68,6 +68,17 @@ def _check_exit(values: dict[str, Any]) -> None:
             raise HarnessError(f"exit:threshold={threshold!r}: must be <= 1 for rule={rule} (a probability)")
 
 
+def _exit_depth(params: dict[str, Any], depth: int) -> int:
+    """The depth after the exit, refused unless its layers lie within the model's `depth`."""
+    if params["threshold"] is not None:
+        if params["min_layer"] > depth:
+            raise HarnessError(f"exit:min_layer={params['min_layer']}: the model has {depth} decoder layers")
+        return depth
+    if params["layer"] > depth:
+        raise HarnessError(f"exit:layer={params['layer']}: the model has {depth} decoder layers")
+    return params["layer"]
+
+
 @register_wrapper(
     "exit",
     doc="early exit: run the first `layer` decoder layers, or exit per token at the first layer "
@@ -79,16 +90,14 @@ def _check_exit(values: dict[str, Any]) -> None:
         Param("min_layer", int, 1, "dynamic exit: the earliest exit, in layers run", minimum=1),
     ),
     check=_check_exit,
+    model_check=lambda params, shape, device: shape.with_depth(_exit_depth(params, shape.depth)),
 )
 def apply_exit(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     depth = len(decoder_of(model, "exit").layers)
+    _exit_depth(params, depth)
     if params["threshold"] is not None:
-        if params["min_layer"] > depth:
-            raise HarnessError(f"exit:min_layer={params['min_layer']}: the model has {depth} decoder layers")
         return install_dynamic_exit(model, params["rule"], params["threshold"], params["min_layer"])
     layer = params["layer"]
-    if layer > depth:
-        raise HarnessError(f"exit:layer={layer}: the model has {depth} decoder layers")
     keep_layers(model, list(range(layer)), "exit")
     return Applied(info={"mode": "static", "layers_run": layer, "depth_before": depth})
 
@@ -101,19 +110,27 @@ def _check_skip(values: dict[str, Any]) -> None:
         raise HarnessError("skip: needs layers=... (indices of decoder layers to drop, from 0: 16-22 or 3,5,7-9)")
 
 
-@register_wrapper(
-    "skip",
-    doc="drop decoder layers (the residual stream passes them unchanged)",
-    params=(Param("layers", layer_list, None, "indices of the decoder layers to drop, from 0: 16-22 or 3,5,7-9"),),
-    check=_check_skip,
-)
-def apply_skip(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
+def _skip_depth(params: dict[str, Any], depth: int) -> int:
+    """The depth after the skip, refused unless the layers skipped are some of the model's `depth`."""
     skipped: LayerList = params["layers"]
-    depth = len(decoder_of(model, "skip").layers)
     beyond = [n for n in skipped if n >= depth]
     if beyond:
         raise HarnessError(f"skip:layers={skipped}: the model has {depth} decoder layers, 0-{depth - 1} (no layer {beyond[0]})")
     if len(skipped) == depth:
         raise HarnessError(f"skip:layers={skipped}: that is every decoder layer of the model")
+    return depth - len(skipped)
+
+
+@register_wrapper(
+    "skip",
+    doc="drop decoder layers (the residual stream passes them unchanged)",
+    params=(Param("layers", layer_list, None, "indices of the decoder layers to drop, from 0: 16-22 or 3,5,7-9"),),
+    check=_check_skip,
+    model_check=lambda params, shape, device: shape.with_depth(_skip_depth(params, shape.depth)),
+)
+def apply_skip(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
+    skipped: LayerList = params["layers"]
+    depth = len(decoder_of(model, "skip").layers)
+    _skip_depth(params, depth)
     keep_layers(model, [i for i in range(depth) if i not in skipped], "skip")
     return Applied(info={"layers_skipped": list(skipped), "depth_before": depth, "depth_after": depth - len(skipped)})

@@ -32,6 +32,11 @@ def _check(values: dict[str, Any]) -> None:
         raise HarnessError(f"droptokens:keep={values['keep']!r}: must be > 0 (a share of the visual tokens)")
 
 
+def _is_vision_language(llava: bool, what: str) -> None:
+    if not llava:
+        raise HarnessError(f"droptokens: supports LLaVA vision-language models, not {what}")
+
+
 def tokens_kept(keep: float, tokens: int) -> int:
     return max(1, round(keep * tokens))
 
@@ -41,12 +46,13 @@ def tokens_kept(keep: float, tokens: int) -> int:
     doc="vision-language models: keep the visual tokens with the highest CLS attention in the vision encoder (HiRED-style)",
     params=(Param("keep", float, 0.2, "share of each image's visual tokens kept", maximum=1.0),),
     check=_check,
+    model_check=lambda params, shape, device: _is_vision_language(shape.vision, f"a {shape.architecture} language model"),
 )
 def apply_droptokens(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
 
     config = getattr(model, "config", None)
-    if config is None or getattr(config, "model_type", None) != "llava":
-        raise HarnessError(f"droptokens: supports LLaVA vision-language models, not {type(model).__name__}")
+    _is_vision_language(getattr(config, "model_type", None) == "llava", type(model).__name__)
+    assert config is not None  # a LLaVA has one: _is_vision_language refused anything else
     if config.vision_feature_select_strategy != "default" or not isinstance(config.vision_feature_layer, int):
         raise HarnessError(
             "droptokens: needs a vision tower with a CLS token and one feature layer (LLaVA's vision_feature_select_strategy 'default')"

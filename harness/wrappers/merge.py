@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness._util.files import atomic_write_text, sha256_json
 from harness._util.paths import cache_dir
@@ -38,6 +38,9 @@ from harness.errors import HarnessError
 from harness.models import is_syntactically_known
 from harness.wrappers import Applied, Param, register_wrapper
 from harness.wrappers._merge_sources import calibration_texts, load_weights, resolve_sources, split_list, texts_sha256
+
+if TYPE_CHECKING:
+    from harness.models.shape import ModelShape
 
 METHODS = ("linear", "task_arithmetic", "ties", "dare", "regmean", "regmean_pp")
 REGMEAN = ("regmean", "regmean_pp")
@@ -103,6 +106,25 @@ def _artifacts(params: dict[str, Any]) -> dict[str, str]:
     return found
 
 
+def _sources_fit(params: dict[str, Any], shape: ModelShape, device: str) -> None:
+    """Each source has the model's shape (read from its files: an expert is not built for this)."""
+    from harness.models.shape import model_shape
+
+    for source in split_list(params["sources"]):
+        theirs = model_shape(source)
+        if (theirs.architecture, theirs.depth, theirs.hidden_size, theirs.intermediate_size, theirs.vocab_size) != (
+            shape.architecture,
+            shape.depth,
+            shape.hidden_size,
+            shape.intermediate_size,
+            shape.vocab_size,
+        ):
+            raise HarnessError(
+                f"merge: source {source} is a {theirs.architecture} of {theirs.depth} layers and hidden size {theirs.hidden_size},"
+                f" the model a {shape.architecture} of {shape.depth} layers and hidden size {shape.hidden_size} (architectures differ)"
+            )
+
+
 @register_wrapper(
     "merge",
     doc="merge fine-tunes of the base: linear, task_arithmetic, ties, dare, regmean, regmean_pp",
@@ -128,6 +150,7 @@ def _artifacts(params: dict[str, Any]) -> dict[str, str]:
     ),
     check=_check,
     artifacts=_artifacts,
+    model_check=_sources_fit,
 )
 def apply_merge(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     from safetensors.torch import load_model, save_model

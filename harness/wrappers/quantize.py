@@ -38,10 +38,13 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.wrappers import Applied, Param, register_wrapper
+
+if TYPE_CHECKING:
+    from harness.models.shape import ModelShape
 
 WIDTHS = (2, 3, 4, 8)
 _FORMS = "a width (2, 3, 4 or 8), a per-layer map like 8@0-8,4@9-29, or a set like 4/8"
@@ -210,12 +213,18 @@ def _layer_widths(bits: Any, n_layers: int) -> list[int]:
     return bits.per_layer()
 
 
+def _quantize_fits(params: dict[str, Any], shape: ModelShape, device: str) -> None:
+    if isinstance(params["bits"], BitMap):
+        _layer_widths(params["bits"], shape.depth)
+
+
 @register_wrapper(
     "quantize",
     doc="round-to-nearest weight quantization of the decoder's linear layers (uniform, per-layer map or budget)",
     params=_PARAMS,
     check=_check,
     artifacts=_artifacts,
+    model_check=_quantize_fits,
 )
 def apply_quantize(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     from harness.wrappers import _quant
@@ -271,19 +280,23 @@ def apply_quantize(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applie
     return Applied(artifacts=artifacts, info=info)
 
 
+def _on_cpu(device: str) -> None:
+    if device != "cpu":
+        raise HarnessError(f"dynamic_int8 computes on the CPU only (torch's dynamic int8 kernels), not {device}; use --device cpu")
+
+
 @register_wrapper(
     "dynamic_int8",
     doc="torch dynamic int8 linear layers in the decoder (per-channel weights, activations at run time; CPU only)",
     params=(Param("lm_head", bool, False, "the output head too (untied first)"),),
+    model_check=lambda params, shape, device: _on_cpu(device),
 )
 def apply_dynamic_int8(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     import torch
 
     from harness.wrappers import _quant
 
-    device = next(model.parameters()).device
-    if device.type != "cpu":
-        raise HarnessError(f"dynamic_int8 computes on the CPU only (torch's dynamic int8 kernels), not {device}; use --device cpu")
+    _on_cpu(str(next(model.parameters()).device))
     layers = _quant.decoder_layers(model, "dynamic_int8")
     linears = _quant.layer_linears(layers, "dynamic_int8")
     names = {id(module): name for name, module in model.named_modules()}

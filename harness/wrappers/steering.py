@@ -62,6 +62,8 @@ from harness.wrappers.depth import decoder_of
 if TYPE_CHECKING:
     import torch
 
+    from harness.models.shape import ModelShape
+
 FORMS = ("paper", "repo")
 PAPER_K_SHARE = 0.001
 """The paper's k = ceil(0.001 d) (the repository's `percentile = 0.999`)."""
@@ -242,6 +244,18 @@ def fit_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Fitted
 # --- eigenshift: apply ----------------------------------------------------------------------------
 
 
+def _check_k(params: dict[str, Any], d: int) -> int:
+    """The components scaled, refused beyond the LM head's `d` (its input width, the hidden size)."""
+    k = params["k"] if params["k"] is not None else math.ceil(PAPER_K_SHARE * d)
+    if k > d:
+        raise HarnessError(f"eigenshift:k={k}: the LM head has {d} singular components")
+    return k
+
+
+def _eigenshift_fits(params: dict[str, Any], shape: ModelShape, device: str) -> None:
+    _check_k(params, shape.hidden_size)
+
+
 @register_wrapper(
     "eigenshift",
     doc="EigenShift: scale by alpha the k LM-head singular values whose right vectors separate toxic "
@@ -264,6 +278,7 @@ def fit_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Fitted
         Param("scorer", str, DEFAULT_SCORER, "fit: toxicity scorer of the continuations", choices=tuple(SCORERS.names())),
     ),
     fitter=Fitter(fit_eigenshift, EIGENSHIFT_FIT, _data_files),
+    model_check=_eigenshift_fits,
 )
 def apply_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     import torch
@@ -274,9 +289,7 @@ def apply_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Appl
     d = vt.shape[1]
     if head.in_features != d:
         raise HarnessError(f"eigenshift: the artifact is for hidden size {d}, the LM head takes {head.in_features}")
-    k = params["k"] if params["k"] is not None else math.ceil(PAPER_K_SHARE * d)
-    if k > d:
-        raise HarnessError(f"eigenshift:k={k}: the LM head has {d} singular components")
+    k = _check_k(params, d)
     score = delta if params["form"] == "paper" else tensors["delta_repo"]
     chosen = torch.argsort(score, descending=True, stable=True)[:k]
     basis = vt[chosen].to(device=head.weight.device, dtype=head.weight.dtype)
@@ -305,9 +318,13 @@ def apply_eigenshift(model: Any, tokenizer: Any, params: dict[str, Any]) -> Appl
 
 def _layer(model: Any, index: int, wrapper: str) -> Any:
     layers = decoder_of(model, wrapper).layers
-    if index >= len(layers):
-        raise HarnessError(f"{wrapper}:layer={index}: the model has {len(layers)} decoder layers, 0-{len(layers) - 1}")
+    _check_layer(index, len(layers), wrapper)
     return layers[index]
+
+
+def _check_layer(index: int, depth: int, wrapper: str) -> None:
+    if index >= depth:
+        raise HarnessError(f"{wrapper}:layer={index}: the model has {depth} decoder layers, 0-{depth - 1}")
 
 
 def _first(output: Any) -> Any:
@@ -358,6 +375,7 @@ def fit_meandiff(model: Any, tokenizer: Any, params: dict[str, Any]) -> Fitted:
         Param("n", int, None, "fit: sentences per class (none: all)", minimum=1),
     ),
     fitter=Fitter(fit_meandiff, MEANDIFF_FIT, _data_files),
+    model_check=lambda params, shape, device: _check_layer(params["layer"], shape.depth, "meandiff"),
 )
 def apply_meandiff(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     layer = _layer(model, params["layer"], "meandiff")

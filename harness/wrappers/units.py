@@ -67,13 +67,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
 from harness.wrappers import Applied, Fitter, Param, register_wrapper
 from harness.wrappers import _concept_data as concept_data
 from harness.wrappers._fitting import Fitted, load_tensors
 from harness.wrappers.depth import decoder_of
+
+if TYPE_CHECKING:
+    from harness.models.shape import ModelShape
 
 PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
 MODES = ("aura", "damp", "det0")
@@ -198,13 +201,23 @@ def factors(scores: dict[str, Any], mode: str, k: int | None) -> dict[str, Any]:
     if k is None:
         chosen = every > 0.5
     else:
-        if k > every.numel():
-            raise HarnessError(f"aura:k={k}: the model has {every.numel()} MLP units")
+        _units_in_range(k, every.numel())
         chosen = torch.zeros_like(every, dtype=torch.bool)
         chosen[torch.sort(every, descending=True, stable=True).indices[:k]] = True
     factor = DAMP_FACTOR if mode == "damp" else 0.0
     alpha = torch.where(chosen, torch.full_like(every, factor), torch.ones_like(every))
     return dict(zip(scores, alpha.split([a.numel() for a in scores.values()]), strict=True))
+
+
+def _units_in_range(k: int, units: int) -> None:
+    if k > units:
+        raise HarnessError(f"aura:k={k}: the model has {units} MLP units")
+
+
+def _aura_fits(params: dict[str, Any], shape: ModelShape, device: str) -> None:
+    """Units are the outputs of each layer's gate, up (the MLP's width each) and down (the hidden size) projections."""
+    if params["k"] is not None and shape.intermediate_size is not None:
+        _units_in_range(params["k"], shape.depth * (2 * shape.intermediate_size + shape.hidden_size))
 
 
 def _check_aura(values: dict[str, Any]) -> None:
@@ -236,6 +249,7 @@ def _check_aura(values: dict[str, Any]) -> None:
     ),
     check=_check_aura,
     fitter=Fitter(_fit_aura, ("n", "tokens"), lambda params: concept_data.fit_data().files),
+    model_check=_aura_fits,
 )
 def apply_aura(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     import torch
@@ -281,9 +295,24 @@ def apply_aura(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
 
 def _check_layer(model: Any, layer: int, what: str) -> Any:
     mlps = _mlps(model, what)
-    if not 0 <= layer < len(mlps):
-        raise HarnessError(f"{what}: layer {layer}: the model has {len(mlps)} decoder layers, 0-{len(mlps) - 1}")
+    layer_in_range(layer, len(mlps), what)
     return mlps[layer]
+
+
+def layer_in_range(layer: int, depth: int, what: str) -> None:
+    if not 0 <= layer < depth:
+        raise HarnessError(f"{what}: layer {layer}: the model has {depth} decoder layers, 0-{depth - 1}")
+
+
+def _neuron_in_range(neuron: int, layer: int, width: int) -> None:
+    if neuron >= width:
+        raise HarnessError(f"clamp:neuron={neuron}: layer {layer} has {width} neurons, 0-{width - 1}")
+
+
+def _clamp_fits(params: dict[str, Any], shape: ModelShape, device: str) -> None:
+    layer_in_range(params["layer"], shape.depth, "clamp")
+    if shape.intermediate_size is not None:
+        _neuron_in_range(params["neuron"], params["layer"], shape.intermediate_size)
 
 
 def _decoding(model: Any, layer: int) -> tuple[Any, Any]:
@@ -350,12 +379,12 @@ def _check_clamp(values: dict[str, Any]) -> None:
         Param("value", float, None, "the value it is held at"),
     ),
     check=_check_clamp,
+    model_check=_clamp_fits,
 )
 def apply_clamp(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     layer, neuron, value = params["layer"], params["neuron"], params["value"]
     down = _check_layer(model, layer, "clamp").down_proj
-    if neuron >= down.in_features:
-        raise HarnessError(f"clamp:neuron={neuron}: layer {layer} has {down.in_features} neurons, 0-{down.in_features - 1}")
+    _neuron_in_range(neuron, layer, down.in_features)
 
     def hold(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         held = args[0].clone()

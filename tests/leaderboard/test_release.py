@@ -41,6 +41,10 @@ def make_run(folder: Path, name: str, variants=VARIANTS, field=None, value=None,
             result["scorer"]["name"] = value
         elif field == "value":
             result["metrics"]["acc"]["value"] = value
+        elif field == "n_samples":  # fewer documents: the sample log holds only those
+            result[field] = value
+            log = run / result["samples_file"]
+            log.write_text("".join(log.read_text().splitlines(keepends=True)[:value]))
         else:
             result[field] = value
     record["results"] = results
@@ -212,6 +216,15 @@ def test_the_command_line_builds_and_reports_the_changes(tmp_path, capsys):
     assert out[0] == f"v1.0.0 written: {board}/releases/v1.0.0/release.json (3 rows, 6 columns)"
     assert out[1].startswith("changes since nothing (first): 3 new rows,")
     assert read_release(board / "releases" / "v1.0.0" / "release.json").comparison.resamples == 200
+
+
+@pytest.mark.parametrize("version", ["1.0.0", "0.3.0", "v2.1.5"])
+def test_a_new_leaderboard_takes_the_version_given(tmp_path, capsys, version):
+    """The README's `leaderboard build --version X` on a new folder (it crashed: a first release has no changelog level)."""
+    board = tmp_path / "board"
+    assert main(["leaderboard", "build", str(make_run(tmp_path, "a")), "--out", str(board), "--version", version]) == 0
+    shown = "v" + version.removeprefix("v")
+    assert capsys.readouterr().out.startswith(f"{shown} written: {board}/releases/{shown}/release.json")
 
 
 def test_unknown_wrappers_and_unpaired_variants_still_make_rows(tmp_path):

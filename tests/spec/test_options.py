@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 from typing import get_args
 
 import pytest
+import yaml
 
 from harness.cli._main import _parser
 from harness.errors import HarnessError
@@ -39,7 +41,12 @@ def test_help_names_the_defaults():
 
 def test_config_keys_are_the_options(tmp_path):
     config = tmp_path / "all.yaml"
-    config.write_text("".join(f"{name}: 1\n" for name in FIELDS))
+    # Each key with its default, as YAML writes it: a value of a type the option takes.
+    written = {
+        o.name: list(o.default) if isinstance(o.default, tuple) else str(o.default) if isinstance(o.default, Path) else o.default
+        for o in OPTIONS
+    }
+    config.write_text(yaml.safe_dump(written))
     assert set(load_config(config)) == set(FIELDS)
     config.write_text("seeds: 1\n")
     with pytest.raises(HarnessError, match=r"unknown field 'seeds' \(did you mean seed\?\)"):
