@@ -82,6 +82,8 @@ def mutated_records(draw) -> bytes:
         try:
             for key in where[:-1]:
                 parent = parent[key]
+            if not isinstance(parent, dict | list):  # an earlier change put a string (indexable) there
+                continue
             current = parent[where[-1]]
         except (KeyError, IndexError, TypeError):  # an earlier change moved it
             continue
