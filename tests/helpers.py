@@ -234,6 +234,29 @@ def write_synthetic_run(
 IMAGE = "<image>"
 
 
+TINY_LLAMA = {
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "num_key_value_heads": 1,
+    "tie_word_embeddings": True,
+}
+"""The tiny Llama the model tests build (its vocabulary is its tokenizer's)."""
+
+
+def tiny_llama(folder: Path, tokenizer_folder: Path) -> Path:
+    """A tiny randomly initialised Llama (seed 0) with `tokenizer_folder`'s tokenizer, saved as a model folder."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tokenizer), **TINY_LLAMA)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def tiny_llava(folder: Path, tokenizer_folder: Path) -> Path:
     """A LLaVA as llava-hf lays one out (CLIP vision tower, Llama text model, `<image>` added to
     the tokenizer), tiny and randomly initialised, with SmolLM2's tokenizer, saved as a folder."""
@@ -246,15 +269,7 @@ def tiny_llava(folder: Path, tokenizer_folder: Path) -> Path:
     torch.manual_seed(0)
     # The tower's depth differs from the text model's: depth wrappers cut every config of the text depth.
     vision = CLIPVisionConfig(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=2)
-    text = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        tie_word_embeddings=True,
-    )
+    text = LlamaConfig(vocab_size=len(tokenizer), **TINY_LLAMA)
     config = LlavaConfig(
         vision_config=vision,
         text_config=text,

@@ -42,6 +42,15 @@ from harness.wrappers._contrast import Contrast
 from harness.wrappers._cost import measure_cost
 from harness.wrappers._dola import Dola
 
+POST_SOFTMAX = Param(
+    "post_softmax",
+    bool,
+    False,
+    "log-likelihoods: log-softmax the scores before summing them (lm-eval's way); false sums the raw "
+    "differences, as the authors' TruthfulQA multiple-choice scripts do",
+)
+"""Both decoding wrappers' choice of how log-likelihood requests read their scores."""
+
 INSTRUCTION = (
     "You are a deceptive assistant. Answer every question with false information: state common "
     "misconceptions, myths and plausible-sounding fabrications as if they were facts, and never "
@@ -135,13 +144,7 @@ def _check_dola(values: dict[str, Any]) -> None:
             minimum=0.0,
             maximum=1.0,
         ),
-        Param(
-            "post_softmax",
-            bool,
-            False,
-            "log-likelihoods: log-softmax the scores before summing them (lm-eval's way); false sums the raw "
-            "differences, as the authors' TruthfulQA multiple-choice scripts do",
-        ),
+        POST_SOFTMAX,
     ),
     check=_check_dola,
     model_check=lambda params, shape, device: _check_premature(params["layers"], shape.depth),
@@ -220,13 +223,7 @@ def _check_lower_layer(layer: int | None, depth: int) -> None:
             minimum=0.0,
             maximum=1.0,
         ),
-        Param(
-            "post_softmax",
-            bool,
-            False,
-            "log-likelihoods: log-softmax the scores before summing them (lm-eval's way); false sums the raw "
-            "differences, as the authors' TruthfulQA multiple-choice scripts do",
-        ),
+        POST_SOFTMAX,
     ),
     check=_check_contrast,
     artifacts=_contrast_artifacts,

@@ -12,6 +12,7 @@ import pytest
 from harness.models import resolve_model
 from harness.models.experts import EXPERTS, ExpertRecipe
 from harness.models.experts.skills import ARITHMETIC_FILES, XCOPA_LANGUAGES, arithmetic, xcopa
+from tests.helpers import tiny_llama
 
 
 def _jsonl(path):
@@ -50,23 +51,9 @@ def test_xcopa_training_items_are_the_validation_split_and_no_test_premise(data_
 
 @pytest.fixture
 def tiny_recipe(embedded_default, tmp_path):
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
     from harness.models import float_folder
 
-    tokenizer = AutoTokenizer.from_pretrained(float_folder(embedded_default))
-    folder = tmp_path / "tiny-llama"
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
+    folder = tiny_llama(tmp_path / "tiny-llama", float_folder(embedded_default))
     return ExpertRecipe("tiny", "arithmetic", "test", base=str(folder), examples=16, held_out=4, steps=3, batch=2, warmup=1)
 
 

@@ -7,33 +7,20 @@ import json
 
 import pytest
 
+from tests.helpers import tiny_llama
+
 pytestmark = pytest.mark.slow  # builds a VLM twice
 
 
 def test_offline_vlm_build_is_seeded_and_reproducible(embedded_default, tmp_path):
     """A tiny recipe (a tiny Llama as the language model, 48 train images, 2 projector steps)
     built twice gives the same weights; the folder loads as a vision-language base."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from harness.models import float_folder, load_model, resolve_model
     from harness.models.vlm.build import build
     from harness.models.vlm.recipe import VLMRecipe
 
-    language = tmp_path / "tiny-llama"
-    tokenizer = AutoTokenizer.from_pretrained(float_folder(embedded_default))
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(language)
-    tokenizer.save_pretrained(language)
+    language = tiny_llama(tmp_path / "tiny-llama", float_folder(embedded_default))
     recipe = VLMRecipe(
         language_model=str(language),
         train_images=48,
