@@ -95,6 +95,21 @@ def build_dir(final: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
+def publish_new_dir(staging: Path, final: Path) -> bool:
+    """Move a fully written staging folder to `final` in one rename, unless `final` exists (then
+    False: nothing is replaced, so two processes never clobber each other's folder)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    if final.exists():
+        return False
+    try:
+        os.rename(staging, final)  # on Linux, fails on an existing non-empty folder: the race is safe too
+    except OSError as exc:
+        if final.exists():
+            return False
+        raise exc
+    return True
+
+
 def publish_dir(staging: Path, final: Path) -> None:
     """Move a fully written staging folder to its final name in one rename."""
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import secrets
 import shutil
 import time
 from collections.abc import Sequence
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness._util.files import atomic_write_text, canonical_json, publish_dir, sha256_json
+from harness._util.files import atomic_write_text, canonical_json, publish_new_dir, sha256_json
 from harness._util.paths import cache_dir
 from harness.engine._evaluate import LoadedTasks, evaluate, load_tasks, process_kept
 from harness.engine._grid import Executor, Workload
@@ -163,7 +165,7 @@ def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None)
                 timings=timings,
                 execution=execution,
             )
-            return record, _publish(record, staging, spec.output_dir)
+            return _publish(record, staging, spec.output_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -227,12 +229,27 @@ def _spec_record(spec: RunSpec, device: str) -> RunSpecRecord:
 
 
 def _staging_folder(plan: _Plan) -> Path:
-    """An empty folder to assemble the run in (a killed run's leftover goes: its work is cached)."""
-    staging = plan.spec.output_dir / ".incomplete" / plan.spec_hash[:16]
-    if staging.exists():
-        shutil.rmtree(staging)
+    """A new folder, this process's own, to assemble the run in. Leftovers of killed runs of the
+    same spec go (their work is in the request cache); another live process's folder stays."""
+    root = plan.spec.output_dir / ".incomplete"
+    prefix = plan.spec_hash[:16]
+    for leftover in root.glob(f"{prefix}.*"):
+        if not _alive(leftover.name.split(".")[1]):
+            shutil.rmtree(leftover, ignore_errors=True)
+    staging = root / f"{prefix}.{os.getpid()}.{secrets.token_hex(4)}"
     staging.mkdir(parents=True)
     return staging
+
+
+def _alive(pid: str) -> bool:
+    """Whether process `pid` (from a staging folder's name) is running on this machine."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _evaluate_variants(plan: _Plan, staging: Path) -> tuple[list[VariantRecord], list[TaskResult], dict[str, Any]]:
@@ -302,12 +319,18 @@ def _evaluate_variant(
     return record, out, lm
 
 
-def _publish(record: RunRecord, staging: Path, output_dir: Path) -> Path:
-    """Write the record and rename the staging folder into place, so a run folder is whole or absent."""
-    write_record(record, staging)
-    final = output_dir / record.run_id
-    publish_dir(staging, final)
-    return final
+def _publish(record: RunRecord, staging: Path, output_dir: Path) -> tuple[RunRecord, Path]:
+    """Write the record and rename the staging folder into place, so a run folder is whole or
+    absent. A run id already taken (the same spec started in the same second) gets a suffix:
+    no run replaces another."""
+    for attempt in range(1, 1000):
+        if attempt > 1:
+            record = record.model_copy(update={"run_id": f"{record.run_id.rsplit('_', 1)[0]}_{attempt}"})
+        write_record(record, staging)
+        final = output_dir / record.run_id
+        if publish_new_dir(staging, final):
+            return record, final
+    raise HarnessError(f"no free run id for {record.run_id} in {output_dir}")
 
 
 def _known_applied(cache: RequestCache) -> tuple[AppliedRecord, ...]:

@@ -285,3 +285,25 @@ def test_importing_the_file_helpers_leaves_the_umask_alone():
     done = subprocess.run([sys.executable, "-c", "import os; os.umask(0o027)\n" + code], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == oct(0o640)
+
+
+def test_two_runs_of_one_spec_at_once_both_publish_whole_run_folders(env, tmp_path):
+    """Answered from the request cache, two identical runs overlap and may start in the same
+    second: each publishes its own folder with every sample log (they once shared a staging folder
+    and a run id)."""
+    from harness.records import load_run, read_rows
+
+    out = tmp_path / "out"
+    args = ["eval", "--tasks", "arithmetic_2da", "--limit", "3", "--output-dir", str(out), "--output", "json"]
+    assert run_cli(args, env).returncode == 0  # fills the request cache
+    runs = [subprocess.Popen([*HARNESS, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for proc in runs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+    folders = [p for p in out.iterdir() if p.name != ".incomplete"]
+    assert len(folders) == 3
+    for folder in folders:
+        run = load_run(folder)
+        for result in run.record.results:
+            if result.samples_file is not None:
+                assert len(read_rows(run, result)) == result.n_samples == 3
