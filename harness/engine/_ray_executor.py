@@ -198,6 +198,8 @@ class RayExecutor:
             cache.put_shard(shard.mark(workload.task_hashes[shard.task], workload.spec.batch_size), outcome.answered)
             if outcome.cost is not None:
                 cache.put_fact("cost", outcome.cost)
+            if outcome.applied is not None:
+                cache.put_fact("applied", outcome.applied)
             models_built += outcome.load_seconds is not None
             holds[n] = [index_of[identity] for identity in outcome.held if identity in index_of]
             records[shard] = ShardRecord(

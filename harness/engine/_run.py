@@ -334,7 +334,8 @@ def _publish(record: RunRecord, staging: Path, output_dir: Path) -> tuple[RunRec
 
 
 def _known_applied(cache: RequestCache) -> tuple[AppliedRecord, ...]:
-    """A variant's wrapper facts when it was never built: as its shared-trunk leader recorded them."""
+    """A variant's wrapper facts when this run never built it: as they were kept with its answers
+    (by the run that built it, a Ray worker, or its shared-trunk leader)."""
     return tuple(AppliedRecord.model_validate(a) for a in cache.get_fact("applied") or ())
 
 

@@ -111,6 +111,8 @@ class ShardOutcome:
     load_seconds: float | None
     """Set when this shard built the variant on this worker."""
     cost: dict[str, Any] | None
+    applied: list[dict[str, Any]] | None
+    """The wrappers' facts (LoadedVariant.applied_facts), when the worker holds the variant built."""
     computed: int
     cached: int
     worker: str
@@ -175,6 +177,7 @@ class ShardWorker:
             seconds=round(time.perf_counter() - began - (load_seconds or 0.0), 4),
             load_seconds=load_seconds,
             cost=lm.loaded.cost.model_dump() if lm.loaded is not None and lm.loaded.cost is not None else None,
+            applied=lm.loaded.applied_facts() if lm.loaded is not None else None,
             computed=sum(lm.task_computed.values()) - computed,
             cached=sum(lm.task_cached.values()) - cached,
             worker=self.worker,

@@ -147,8 +147,10 @@ class HarnessLM(LM):
         """lm-eval's HFLM around the built variant, created on the first cache miss."""
         if self._hf is None:
             loaded = self.loaded = self.variant.load(self.device_name)
-            if self._cache is not None and loaded.cost is not None:
-                self._cache.put_fact("cost", loaded.cost.model_dump())
+            if self._cache is not None:
+                if loaded.cost is not None:
+                    self._cache.put_fact("cost", loaded.cost.model_dump())
+                self._cache.put_fact("applied", loaded.applied_facts())
             lm_class: type[HFLM] = FastHFLM  # HFLM's numbers; falls back to HFLM's path where it cannot reproduce them
             if is_vision_language_model(loaded.model):
                 lm_class = VLMScorer

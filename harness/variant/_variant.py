@@ -154,6 +154,11 @@ class LoadedVariant:
         """How log-likelihoods are made of what the built model returns (see Applied.scoring)."""
         return "raw_sum" if any(a.scoring == "raw_sum" for _, a in self.applied) else "log_softmax"
 
+    def applied_facts(self) -> list[dict[str, Any]]:
+        """Each wrapper's facts chosen while applying (not what one evaluation measured), as they
+        are kept with the variant's cached answers, so a run answered from the cache records them."""
+        return [{"name": name, "info": a.info} for name, a in self.applied]
+
     def applied_records(self) -> tuple[AppliedRecord, ...]:
         """Each wrapper's facts, with what only evaluation measured (call after evaluating)."""
         return tuple(AppliedRecord(name=name, info={**a.info, **(a.report() if a.report else {})}) for name, a in self.applied)

@@ -307,3 +307,13 @@ def test_two_runs_of_one_spec_at_once_both_publish_whole_run_folders(env, tmp_pa
         for result in run.record.results:
             if result.samples_file is not None:
                 assert len(read_rows(run, result)) == result.n_samples == 3
+
+
+def test_a_variant_answered_from_the_cache_keeps_its_wrapper_facts(env, tmp_path):
+    args = ("--model", "smollm2-135m-instruct+quantize:bits=4", "--no-base", "--tasks", "arithmetic_2da", "--limit", "2")
+    first, _ = _eval(env, tmp_path / "out", *args)
+    second, _ = _eval(env, tmp_path / "out", *args)
+    assert second.results[0].requests_computed == 0 and second.variants[0].load_seconds is None  # never built
+    (built,), (cached,) = first.variants[0].applied, second.variants[0].applied
+    assert cached.name == built.name == "quantize" and cached.info["bits_map"] and cached.info == built.info
+    assert second.variants[0].cost == first.variants[0].cost
