@@ -14,6 +14,7 @@ only when a request is not in that cache. Two additions to what HFLM returns:
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -70,6 +71,17 @@ def _chunks(units: list[list[int]], size: int) -> list[list[int]]:
     if part:
         chunks.append(part)
     return chunks
+
+
+def _refuse_nonfinite(kind: str, results: Sequence[Any], model: str, task: str) -> None:
+    """A NaN or infinite log-likelihood is broken weights or scores, never a metric (NaN
+    log-likelihoods once read as TruthfulQA MC1 1.0): refused in one line, naming the variant."""
+    if kind == "generate_until":
+        return
+    for result in results:
+        value = float(result[0] if isinstance(result, tuple | list) else result)
+        if not math.isfinite(value):
+            raise HarnessError(f"{model} gave a log-likelihood of {value} on {task}: its weights or scores are broken (nothing was cached)")
 
 
 class RollingLoglikelihood(float):
@@ -310,6 +322,7 @@ class HarnessLM(LM):
             for task, part in missing:
                 began = time.perf_counter()
                 results = compute(part)
+                _refuse_nonfinite(kind, results, self.variant.spec.model, task)  # before anything is cached
                 self.task_seconds[task] += time.perf_counter() - began
                 self.task_computed[task] += len(part)
                 for i, result in zip(part, results, strict=True):
