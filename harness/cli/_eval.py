@@ -38,7 +38,7 @@ def add_parser(sub: Subcommands) -> None:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.analysis._table import print_json, print_table
-    from harness.spec._spec import build_spec, check_run, load_config
+    from harness.spec._spec import build_spec, load_config
     from harness.tasks.index import known_names, task_manager
 
     given = load_config(args.config) if args.config else {}
@@ -47,7 +47,6 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.engine._executors import build_executor
 
     executor = build_executor(args.executor, args.address, args.max_models_per_worker, args.shard_size)
-    check_run(spec)  # the device, the models' files and every wrapper against its base's shape, before any work
 
     from harness.engine._run import run as run_spec
 
