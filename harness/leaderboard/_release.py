@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from harness._util.files import atomic_write_text
 from harness._util.paths import DEFAULT_LEADERBOARD_DIR, check_output_folder
 from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, check_bootstrap
@@ -22,6 +20,7 @@ from harness.errors import HarnessError
 from harness.leaderboard._build import build_content, collect_runs
 from harness.leaderboard._schema import RELEASE_SCHEMA, Changelog, Comparison, Release
 from harness.leaderboard._versions import LEVELS, Version, bump, changelog, parse_version, show
+from harness.records import invalid_because
 from harness.spec._options import DEFAULT_SEED
 
 RELEASE_FILE = "release.json"
@@ -60,7 +59,9 @@ def read_release(path: Path) -> Release:
         if str(data.get("schema_version", "")).split(".")[0] != RELEASE_SCHEMA.split(".")[0]:
             raise HarnessError(f"{path}: release schema {data.get('schema_version')!r} is not {RELEASE_SCHEMA}")
         return Release.model_validate(data)
-    except (OSError, ValueError, ValidationError) as exc:
+    except ValueError as exc:  # pydantic's ValidationError included
+        raise HarnessError(f"{path} is not a readable release: {invalid_because(exc)}") from None
+    except OSError as exc:
         raise HarnessError(f"{path} is not a readable release: {str(exc).splitlines()[0]}") from None
 
 

@@ -2,7 +2,7 @@
 export to other formats. The lowest layer but utilities: records import nothing else of harness."""
 
 from harness.records._export import FORMATS, export_run
-from harness.records._runs import Row, RowKey, Run, load_run, read_rows
+from harness.records._runs import Row, RowKey, Run, invalid_because, load_run, read_rows
 from harness.records._schema import (
     SCHEMA_VERSION,
     UNIT_INTERVAL_METRICS,
@@ -51,6 +51,7 @@ __all__ = [
     "VariantRecord",
     "WrapperRecord",
     "export_run",
+    "invalid_because",
     "load_run",
     "read_record",
     "read_rows",

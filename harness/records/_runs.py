@@ -58,6 +58,16 @@ class Run:
         return tuple(dict.fromkeys(t for name in tasks if name not in inner for t in expand(name)))
 
 
+def invalid_because(exc: ValueError) -> str:
+    """One line saying why a file did not validate: the first field pydantic refused and why
+    (its message's first line is only "1 validation error for RunRecord"), else the error's first line."""
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        return f"{where}: {error['msg']}"
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
 def load_run(path: str | Path) -> Run:
     """A run folder (or its record.json), read and validated."""
     path = Path(path)
@@ -66,13 +76,8 @@ def load_run(path: str | Path) -> Run:
         raise HarnessError(f"{path} is not a run folder: no record.json in {folder}")
     try:
         record = read_record(folder)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "(top level)"
-        raise HarnessError(f"{folder / 'record.json'} is not a valid run record: {where}: {error['msg']}") from None
     except ValueError as exc:
-        first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise HarnessError(f"{folder / 'record.json'} is not a valid run record: {first}") from None
+        raise HarnessError(f"{folder / 'record.json'} is not a valid run record: {invalid_because(exc)}") from None
     except RecursionError:
         raise HarnessError(f"{folder / 'record.json'} is not a valid run record: nested too deeply") from None
     except OSError as exc:
