@@ -25,6 +25,7 @@ from harness._util.paths import cache_dir
 from harness.engine._grid import Shard, Workload
 from harness.engine._shard_worker import ShardJob, ShardOutcome, ShardWorker, peak_rss_bytes
 from harness.errors import HarnessError
+from harness.lm._answer_context import open_request_cache
 from harness.lm._request_cache import RequestCache
 from harness.records._schema import ExecutionRecord, ShardRecord
 
@@ -84,7 +85,10 @@ class RayExecutor:
     def _execute(self, workload: Workload, started: float) -> ExecutionRecord:
         options = self.options
         shards = workload.shards(options.shard_size)
-        caches = {v.identity: RequestCache(cache_dir() / "requests", v.identity) for v in workload.variants}
+        caches = {
+            v.identity: open_request_cache(cache_dir() / "requests", v, workload.device, workload.spec.batch_size)
+            for v in workload.variants
+        }
         try:
             records: dict[Shard, ShardRecord] = {}
             pending: dict[int, deque[Shard]] = {i: deque() for i in range(len(workload.variants))}

@@ -14,18 +14,22 @@ import os
 import re
 import secrets
 import shutil
+import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from harness._util.code import callable_digest
 from harness._util.files import atomic_write_text, canonical_json, publish_new_dir, sha256_json
 from harness._util.paths import cache_dir
 from harness.engine._evaluate import LoadedTasks, evaluate, load_tasks, process_kept
 from harness.engine._grid import Executor, Workload
 from harness.errors import HarnessError
 from harness.lm import _shared_trunk
+from harness.lm._answer_context import open_request_cache, variant_code_digest
 from harness.lm._harness_lm import HarnessLM
 from harness.lm._request_cache import RequestCache
 from harness.models import resolve_model
@@ -122,6 +126,8 @@ class _Plan:
     scorer: ScorerRecord | None
     spec_record: RunSpecRecord
     spec_hash: str
+    requests: Path
+    """The folder of the request caches (a temporary one with --no-cache)."""
 
     @property
     def scorers(self) -> dict[str, ScorerRecord | None]:
@@ -144,8 +150,10 @@ def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None)
     An `executor` (harness.engine._grid) computes the requests elsewhere first, into the request caches."""
     started = time.perf_counter()
     created = dt.datetime.now(dt.UTC)
-    with process_kept(spec):
-        plan = _resolve(spec)
+    if spec.no_cache and executor is not None:
+        raise HarnessError("--no-cache cannot be used with --executor ray: its workers hand their answers over through the request cache")
+    with process_kept(spec), _requests_folder(spec) as requests:
+        plan = _resolve(spec, requests)
         setup_seconds = time.perf_counter() - started
         execution = executor(plan.workload()) if executor is not None else None
         staging = _staging_folder(plan)
@@ -171,7 +179,21 @@ def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None)
             raise
 
 
-def _resolve(spec: RunSpec) -> _Plan:
+@contextmanager
+def _requests_folder(spec: RunSpec) -> Iterator[Path]:
+    """Where this run's request caches are: the shared cache, or with --no-cache a folder of its
+    own that goes when the run ends (so every answer is computed and none is kept)."""
+    if not spec.no_cache:
+        yield cache_dir() / "requests"
+        return
+    folder = Path(tempfile.mkdtemp(prefix="harness-no-cache-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _resolve(spec: RunSpec, requests: Path) -> _Plan:
     """Resolve and check models, tasks, data and scorer first, so a bad spec writes nothing."""
     environment = _environment.capture()  # the code and packages as they are when the run starts
     device = check_run(spec)  # the device, the bases' files and every wrapper against its base's shape
@@ -185,15 +207,18 @@ def _resolve(spec: RunSpec) -> _Plan:
     scorer = _scorer(spec, tasks)
     spec_record = _spec_record(spec, device)
     spec_hash = sha256_json({"spec": spec_record.model_dump(mode="json"), "variants": [v.identity for v in variants], "tasks": task_hashes})
-    return _Plan(spec, environment, device, manager, variants, tasks, files, task_hashes, scorer, spec_record, spec_hash)
+    return _Plan(spec, environment, device, manager, variants, tasks, files, task_hashes, scorer, spec_record, spec_hash, requests)
 
 
 def _task_hashes(spec: RunSpec, tasks: LoadedTasks, files: dict[str, list[data.ResolvedFile]]) -> dict[str, str]:
-    """Leaf task -> the hash of what fixes its requests: config, data files, few-shot count, seed."""
+    """Leaf task -> the hash of what fixes its requests and their scoring: config, the code of its
+    functions, data files, few-shot count, seed. Nothing in it names a folder of this machine, so a
+    task hashes the same in every checkout."""
     return {
         name: sha256_json(
             {
-                "config": _stable(task.dump_config()),
+                "config": _stable(_without_paths(task.dump_config())),
+                "code": sorted({d for f in _functions(task.config) if (d := callable_digest(f)) is not None}),
                 "data": [f.sha256 for f in files[name]],
                 "num_fewshot": spec.num_fewshot,
                 "seed": spec.seed,
@@ -201,6 +226,30 @@ def _task_hashes(spec: RunSpec, tasks: LoadedTasks, files: dict[str, list[data.R
         )
         for name, task in tasks.leaves.items()
     }
+
+
+def _without_paths(config: dict[str, Any]) -> dict[str, Any]:
+    """A task's dumped config with the YAML file it came from named by its file name alone (lm-eval
+    keeps the absolute path in `metadata.config_source`)."""
+    metadata = config.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("config_source"), str):
+        return {**config, "metadata": {**metadata, "config_source": Path(metadata["config_source"]).name}}
+    return config
+
+
+def _functions(value: Any) -> Iterator[Any]:
+    """Every callable in a task's config (its doc_to_text, process_results, custom_dataset, ...)."""
+    if callable(value) and not isinstance(value, type):
+        yield value
+    elif is_dataclass(value) and not isinstance(value, type):
+        for item in fields(value):
+            yield from _functions(getattr(value, item.name))
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _functions(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _functions(item)
 
 
 def _scorer(spec: RunSpec, tasks: LoadedTasks) -> ScorerRecord | None:
@@ -269,8 +318,8 @@ def _evaluate_variants(plan: _Plan, staging: Path) -> tuple[list[VariantRecord],
     return variant_records, results, raw
 
 
-def _requests_of(variant: Variant) -> RequestCache:
-    return RequestCache(cache_dir() / "requests", variant.identity)
+def _requests_of(plan: _Plan, variant: Variant) -> RequestCache:
+    return open_request_cache(plan.requests, variant, plan.device, plan.spec.batch_size)
 
 
 def _evaluate_variant(
@@ -278,8 +327,8 @@ def _evaluate_variant(
 ) -> tuple[VariantRecord, dict[str, Any], HarnessLM]:
     """Evaluate one variant (and its shared-trunk `members`, into their caches); describe it for the record."""
     spec = plan.spec
-    cache = _requests_of(variant)
-    group = [_shared_trunk.Member(member, _requests_of(member)) for member in members]
+    cache = _requests_of(plan, variant)
+    group = [_shared_trunk.Member(member, _requests_of(plan, member)) for member in members]
     lm = HarnessLM(
         variant=variant,
         cache=cache,
@@ -315,6 +364,7 @@ def _evaluate_variant(
         texts_scored=toxicity.CLOCK.texts - scored_before[1] if scored else None,
         cost=cost,
         applied=applied,
+        code_digest=variant_code_digest(variant),
     )
     return record, out, lm
 

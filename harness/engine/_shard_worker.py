@@ -27,6 +27,7 @@ from lm_eval.api.instance import Instance
 from harness._util.paths import cache_dir
 from harness.engine._evaluate import evaluate, load_tasks, process_kept
 from harness.errors import HarnessError
+from harness.lm._answer_context import open_request_cache
 from harness.lm._harness_lm import HarnessLM, largest_chunk
 from harness.lm._request_cache import RequestCache
 from harness.models import resolve_model
@@ -200,7 +201,7 @@ class ShardWorker:
             self._evict(keep=self.capacity - 1)  # before building: at most `capacity` built at once
         lm = ShardLM(
             variant=variant,
-            cache=RequestCache(cache_dir() / "requests", variant.identity),
+            cache=open_request_cache(cache_dir() / "requests", variant, job.device, job.spec.batch_size),
             task_hashes=job.task_hashes,
             batch_size=job.spec.batch_size,
             device=job.device,

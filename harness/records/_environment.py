@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import platform
 import subprocess
 
+from harness._util.code import package_digest
 from harness._util.paths import REPO_ROOT
 from harness.records._schema import Environment
 
@@ -14,6 +16,10 @@ _PACKAGES = ("harness", "torch", "transformers", "lm_eval", "datasets", "acceler
 
 
 def _git(*args: str) -> str | None:
+    """git's output in the checkout harness runs from; None outside one (an installed harness),
+    where git would only complain."""
+    if not (REPO_ROOT / ".git").exists():
+        return None
     try:
         done = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
@@ -39,10 +45,14 @@ def capture() -> Environment:
             continue
     commit = _git("rev-parse", "HEAD")
     status = _git("status", "--porcelain", "--untracked-files=no")
+    dirty = bool(status.strip()) if status is not None else None
+    diff = _git("diff", "HEAD", "--binary") if dirty else None
     return Environment(
         harness_version=versions.get("harness", "unknown"),
         git_commit=commit.strip() if commit else None,
-        git_dirty=bool(status.strip()) if status is not None else None,
+        git_dirty=dirty,
+        code_digest=package_digest(),
+        git_diff_sha256=hashlib.sha256(diff.encode()).hexdigest() if diff is not None else None,
         python=platform.python_version(),
         packages=versions,
         platform=platform.platform(),

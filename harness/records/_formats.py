@@ -23,6 +23,8 @@ SafeName = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
 """A task name or run id: letters, digits, `_`, `.`, `-`, `(`, `)` (five of lm-eval's task names have
 parentheses), not starting with `.` or `-`: a file name that cannot leave its folder, nor be read as
 an option or a URL scheme."""
+Sha256 = Annotated[str, StringConstraints(pattern=IDENTITY_PATTERN)]
+"""A sha256 digest (64 lowercase hex characters)."""
 SamplesFile = Annotated[str, StringConstraints(pattern=SAMPLES_FILE_PATTERN)]
 """A sample log, relative to its run folder: `samples/<identity[:12]>/<task>.jsonl`."""
 

@@ -19,9 +19,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness._util.files import atomic_write_text, sha256_json
-from harness.records._formats import Identity, SafeName, SamplesFile, Timestamp
+from harness.records._formats import Identity, SafeName, SamplesFile, Sha256, Timestamp
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 
 SampleMode = Literal["public", "full"]
 """`public`: document ids, hashes, scores and model outputs only (what may be committed: the datasets
@@ -102,6 +102,9 @@ class VariantRecord(_Frozen):
     cost: CostRecord | None = None
     """None when every answer came from the cache of a run that predates cost accounting."""
     applied: tuple[AppliedRecord, ...] = ()
+    code_digest: Sha256 | None = None
+    """sha256 of the source that scored this variant: the scoring path and its wrappers' modules,
+    with what they import (harness.lm._answer_context; part of its request-cache keys; schema 1.4)."""
 
     @model_validator(mode="after")
     def _identity_is_the_intervention_hash(self) -> VariantRecord:
@@ -187,6 +190,10 @@ class Environment(_Frozen):
     harness_version: str
     git_commit: str | None
     git_dirty: bool | None
+    code_digest: Sha256 | None = None
+    """sha256 of harness's whole source as it ran (harness._util.code.package_digest; schema 1.4)."""
+    git_diff_sha256: Sha256 | None = None
+    """sha256 of `git diff HEAD` when the checkout was dirty: which uncommitted change ran (schema 1.4)."""
     python: str
     packages: dict[str, str]
     """Versions of torch, transformers, lm_eval, datasets, ... as imported."""

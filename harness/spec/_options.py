@@ -98,6 +98,13 @@ OPTIONS = (
     ),
     Option("no_base", False, "do not add each variant's base to the run", switch=True, accepts=(bool,)),
     Option(
+        "no_cache",
+        False,
+        "compute every answer afresh: read no cached answer, keep none (converted weights and fitted artifacts are reused, verified)",
+        switch=True,
+        accepts=(bool,),
+    ),
+    Option(
         "scorer",
         None,
         "toxicity scorer (see `harness models`); default: detoxify when its weights are here, else the measured best offline one",

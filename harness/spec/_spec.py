@@ -154,6 +154,8 @@ class RunSpec:
     """Continuations per toxicity prompt, or `greedy`."""
     no_base: bool = False
     """Evaluate only the variants named, not their bases."""
+    no_cache: bool = False
+    """Compute every answer: the request cache is neither read nor written."""
     given: dict[str, Any] = field(default_factory=dict, compare=False)
     """The fields as the user gave them (flags over --config), before defaults."""
 
@@ -315,6 +317,7 @@ def build_spec(given: dict[str, Any], known_tasks: list[str], yes: bool = False)
         scorer=check_scorer_name(str(value["scorer"])) if value["scorer"] is not None else None,
         toxicity_samples=parse_samples(value["toxicity_samples"]),
         no_base=value["no_base"] is True,
+        no_cache=value["no_cache"] is True,
         given=given,
     )
 

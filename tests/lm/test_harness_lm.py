@@ -36,7 +36,7 @@ def test_a_nan_log_likelihood_is_refused_naming_the_variant_and_nothing_is_cache
     weights["model.norm.weight"][:] = float("nan")  # noise in cached weights made every log-likelihood NaN
     save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
     spec = VariantSpec.parse(str(folder))
-    cache = RequestCache(tmp_path / "requests", "test")
+    cache = RequestCache(tmp_path / "requests", "test", "context")
     lm = HarnessLM(variant=Variant(spec, resolve_model(spec.base)), cache=cache, task_hashes={"t": "config"}, device="cpu")
     with pytest.raises(HarnessError, match=r"broken.* gave a log-likelihood of nan on t: its weights or scores are broken"):
         lm.loglikelihood([request("loglikelihood", "2 + 2 =", " 4"), request("loglikelihood", "2 + 2 =", " 5")])

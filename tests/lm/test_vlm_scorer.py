@@ -21,7 +21,7 @@ def harness_lm(model: str, tmp_path: Path):
     from harness.variant._variant import Variant
 
     spec = VariantSpec.parse(model)
-    cache = RequestCache(tmp_path / "requests", "test")
+    cache = RequestCache(tmp_path / "requests", "test", "context")
     return HarnessLM(variant=Variant(spec, resolve_model(spec.base)), cache=cache, task_hashes={"t": "config"}, device="cpu")
 
 
