@@ -14,22 +14,17 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness._util.environ import scoped_environ
-from harness._util.paths import cache_dir
 from harness.engine._run import run
 from harness.errors import HarnessError
 from harness.records._runs import Run, load_run, read_rows
 from harness.records._schema import TaskResult
 from harness.spec._spec import build_spec
 from harness.tasks.index import known_names, task_manager
-
-CACHE_ENV = "HARNESS_CACHE_DIR"
 
 
 @dataclass(frozen=True)
@@ -106,20 +101,8 @@ def _given(run: Run, batch_size: int | str, output_dir: Path, data_dir: str | No
         "scorer": spec.scorer or (scorers.pop() if len(scorers) == 1 else None),
         "toxicity_samples": spec.toxicity_samples,
         "no_base": True,
+        "no_cache": True,  # every answer computed again, none served from the cache
     }
-
-
-@contextmanager
-def _empty_request_cache() -> Iterator[None]:
-    """A cache folder whose every entry but `requests/` is the user's own."""
-    shared = cache_dir()
-    with tempfile.TemporaryDirectory(prefix="harness-reproduce-cache-") as folder:
-        if shared.is_dir():
-            for entry in shared.iterdir():
-                if entry.name != "requests":
-                    (Path(folder) / entry.name).symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
-        with scoped_environ({CACHE_ENV: folder}):
-            yield
 
 
 def _close(old: Any, new: Any, tolerance: float) -> bool:
@@ -217,6 +200,9 @@ def reproduce(
     if not tolerance >= 0:
         raise HarnessError(f"--tolerance must be a non-negative number, got {tolerance}")
     old = load_run(path)
+    for result in old.record.results:  # its sample logs whole, before an hour of recomputing is compared with them
+        if result.samples_file is not None:
+            read_rows(old, result)
     sizes = list(batch_sizes or [old.record.spec.batch_size])
     known = known_names(task_manager())
     for size in sizes:  # every spec is checked before any folder is made
@@ -228,8 +214,7 @@ def reproduce(
     notes: list[str] = []
     for size, spec in zip(sizes, specs, strict=True):
         started = time.perf_counter()
-        with _empty_request_cache():
-            _, folder = run(spec, list(command))
+        _, folder = run(spec, list(command))
         new = load_run(folder)
         reruns.append(Rerun(size, folder, round(time.perf_counter() - started, 2)))
         per_rerun.append(_checks(old, new, tolerance))
