@@ -34,11 +34,15 @@ def _eval(out: Path, *args: str, code: Path | None = None):
     env = dict(os.environ)
     if code is not None:
         env["PYTHONPATH"] = str(code)
-    done = run_cli(["eval", *args, "--tasks", "arithmetic_2da", "--limit", "4", "--output-dir", str(out), "--output", "json"], env, cwd=out.parent)
+    done = run_cli(
+        ["eval", *args, "--tasks", "arithmetic_2da", "--limit", "4", "--output-dir", str(out), "--output", "json"], env, cwd=out.parent
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     record = read_record(Path(json.loads(done.stdout)["record"]))
     by_model = {v.model: v for v in record.variants}
-    counts = {v.model: next((r.requests_computed, r.requests_cached) for r in record.results if r.variant == v.identity) for v in record.variants}
+    counts = {
+        v.model: next((r.requests_computed, r.requests_cached) for r in record.results if r.variant == v.identity) for v in record.variants
+    }
     return record, by_model, counts
 
 

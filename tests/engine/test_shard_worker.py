@@ -30,7 +30,11 @@ def _lm(cls, tmp_path):
     spec = VariantSpec.parse("smollm2-135m-instruct")
     variant = Variant(spec, resolve_model(spec.base))
     lm = cls(
-        variant=variant, cache=RequestCache(tmp_path / "requests", variant.identity, "context"), task_hashes={"t": "h"}, batch_size=BATCH, device="cpu"
+        variant=variant,
+        cache=RequestCache(tmp_path / "requests", variant.identity, "context"),
+        task_hashes={"t": "h"},
+        batch_size=BATCH,
+        device="cpu",
     )
     lm.hf = lambda: None  # every answer below comes from `compute`: nothing to build
     return lm
