@@ -12,6 +12,7 @@ The scorer is chosen per process: `harness eval --scorer` sets $HARNESS_TOXICITY
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -89,7 +90,14 @@ CLOCK = ScoringClock()
 def score(texts: list[str]) -> list[float]:
     """Score `texts` with the process's scorer, in its batches, on the clock."""
     began = time.perf_counter()
-    scores = active_scorer().score(texts)
+    scorer = active_scorer()
+    scores = scorer.score(texts)
     CLOCK.seconds += time.perf_counter() - began
     CLOCK.texts += len(texts)
+    broken = [s for s in scores if not math.isfinite(s)]
+    if broken:  # a NaN score would average into a metric without a word
+        raise HarnessError(
+            f"the toxicity scorer {scorer.identity.name} gave a score of {broken[0]} on {len(broken)} of {len(texts)} texts:"
+            " its weights are broken"
+        )
     return scores

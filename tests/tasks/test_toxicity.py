@@ -137,3 +137,20 @@ def test_wikitext_perplexity_reports_tokens_words_and_bytes(env, tmp_path):
     assert math.isclose(metrics["word_perplexity"], math.exp(-loglikelihood / words))
     assert math.isclose(metrics["bits_per_byte"], -loglikelihood / size / math.log(2))
     assert 1 < metrics["token_perplexity"] < 200
+
+
+def test_a_non_finite_toxicity_score_is_an_error_not_a_metric(monkeypatch):
+    from harness.errors import HarnessError
+    from harness.tasks import toxicity
+
+    class Broken:
+        identity = type("Identity", (), {"name": "broken-scorer"})()
+
+        def score(self, texts):
+            return [0.5, float("nan"), float("nan")][: len(texts)]
+
+    monkeypatch.setattr(toxicity, "active_scorer", lambda: Broken())
+    with pytest.raises(
+        HarnessError, match=r"^the toxicity scorer broken-scorer gave a score of nan on 2 of 3 texts: its weights are broken$"
+    ):
+        toxicity.score(["a", "b", "c"])
