@@ -1,13 +1,14 @@
 # `make eval`: set up (idempotently) and evaluate the embedded default on the default suite.
 # `make test`: set up (idempotently), build the docs strictly and run the test suite.
 # `make docs`: set up (idempotently) and build the documentation site into site/.
+# `make published`: everything published from the committed runs (reports, leaderboard, docs tables).
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
 export HARNESS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: setup eval test test-fast lint chromium docs
+.PHONY: setup eval test test-fast lint chromium docs reports leaderboard results-tables published
 
 setup: $(VENV)/.installed
 
@@ -56,3 +57,23 @@ test: setup chromium docs lint
 # The fast tier: the suite without the tests marked slow (pyproject.toml), about 2 minutes on 2 cores.
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow"
+
+# What is published from the committed runs under results/, each checked by the test suite:
+# every run's report as `harness report` writes it today (tests/analysis/test_report.py), a
+# leaderboard release holding every run (tests/leaderboard/test_release.py; the version is the
+# proposed one, and nothing is written when nothing changed) with its site, and the reference
+# tables of the docs (tests/recipes/test_results_tables.py). --allow-dirty: five committed runs were
+# made from a dirty tree; the release marks them. Drop it once they are run again from a clean one.
+RUN_FOLDERS := $(patsubst %/record.json,%,$(wildcard results/*/record.json))
+
+reports: setup
+	for run in $(RUN_FOLDERS); do $(BIN)/harness report $$run || exit 1; done
+
+leaderboard: reports
+	$(BIN)/harness leaderboard build --normalise --allow-dirty
+	$(BIN)/harness leaderboard site
+
+results-tables: setup
+	$(BIN)/python recipes/results_tables.py
+
+published: leaderboard results-tables

@@ -10,21 +10,52 @@ record (accuracy against weight MB, bits per parameter or GFLOPs per token).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from harness._util.registry import did_you_mean
 from harness.errors import HarnessError
 from harness.records._runs import Run
-from harness.records._schema import CostRecord, VariantRecord
+from harness.records._schema import AppliedRecord, CostRecord, VariantRecord
 
 COSTS: dict[str, tuple[str, Callable[[CostRecord], float]]] = {
     "weight_mb": ("weight (MB)", lambda c: c.weight_bytes / 1e6),
-    "bits_per_parameter": ("stored bits per parameter", lambda c: 8 * c.weight_bytes / c.parameters),
+    "bits_per_parameter": ("whole model: stored bits per parameter", lambda c: 8 * c.weight_bytes / c.parameters),
     "gflops_per_token": ("forward GFLOPs per token", lambda c: c.flops_per_token / 1e9),
     "parameters_m": ("parameters (millions)", lambda c: c.parameters / 1e6),
 }
-"""Cost axes (`cost/NAME`), from each variant's CostRecord; lower is better for all of them."""
+"""Cost axes (`cost/NAME`), from each variant's CostRecord; lower is better for all of them. Bits
+per parameter are the whole model's: the float parameters a quantizer leaves (embeddings, norms)
+count at their dtype's width, so SmolLM2-135M with 4-bit linear layers is 10.15, not 4.3
+(`QUANTIZED_LABEL` is the quantized layers' own figure)."""
+
+QUANTIZED_LABEL = "quantized linear layers: stored bits per weight"
+"""Codes, zero points and scales per quantized weight (4.3125 for 4-bit codes in groups of 64)."""
+
+
+def quantized_linear_bits(applied: Sequence[AppliedRecord]) -> tuple[int, float] | None:
+    """(quantized linear weights, their stored bits per weight) as the last wrapper that quantized
+    them declared (quantize, dynamic_int8: `quantized_weights`, `stored_bits_per_weight`); a later
+    quantizer replaces an earlier one's storage of the same layers. None when no wrapper did."""
+    for record in reversed(applied):
+        weights, bits = record.info.get("quantized_weights"), record.info.get("stored_bits_per_weight")
+        if isinstance(weights, int) and weights > 0 and isinstance(bits, int | float):
+            return weights, float(bits)
+    return None
+
+
+def cost_facts(cost: CostRecord | None, applied: Sequence[AppliedRecord]) -> list[tuple[str, float | None]]:
+    """Every cost a report or a variant page shows, labelled: the quantized layers' stored bits per
+    weight (None when nothing is quantized) right before the whole model's bits per parameter."""
+    if cost is None:
+        return []
+    quantized = quantized_linear_bits(applied)
+    facts: list[tuple[str, float | None]] = []
+    for name, (label, get) in COSTS.items():
+        if name == "bits_per_parameter":
+            facts.append((QUANTIZED_LABEL, quantized[1] if quantized else None))
+        facts.append((label, get(cost)))
+    return facts
 
 
 def _number(text: str) -> float | None:

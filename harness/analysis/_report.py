@@ -110,10 +110,7 @@ def _facts(info: dict[str, Any]) -> str:
 
 
 def _cost(variant: VariantRecord) -> dict[str, str]:
-    cost = variant.cost
-    if cost is None:
-        return {}
-    return {label: MdText(number(get(cost))) for label, get in _curves.COSTS.values()}
+    return {label: MdText("" if value is None else number(value)) for label, value in _curves.cost_facts(variant.cost, variant.applied)}
 
 
 def _variant(variant: VariantRecord) -> dict[str, Any]:
@@ -209,6 +206,9 @@ def _timings(run: Run) -> list[dict[str, str]]:
                 ("model",),
             )
         )
+    if not any(row.get(_curves.QUANTIZED_LABEL) for row in rows):  # no quantized variant: no empty column
+        for row in rows:
+            row.pop(_curves.QUANTIZED_LABEL, None)
     return rows
 
 

@@ -28,6 +28,12 @@ def add_parser(sub: Subcommands) -> None:
     build.add_argument(
         "--normalise", action="store_true", help="add scores rescaled to the random baseline (Open LLM Leaderboard), labelled"
     )
+    build.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="publish records made from a checkout with uncommitted changes (environment.git_dirty), marked as such"
+        " on the site and in the release (refused otherwise)",
+    )
     add_bootstrap(build)
     site = board_sub.add_parser("site", help="render every release into a static site (HTML, CSS, JavaScript; no server)")
     site.add_argument("--leaderboard", default=str(DEFAULT_LEADERBOARD_DIR), help=FOLDER_HELP)
@@ -43,12 +49,15 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.leaderboard import build_release
 
     runs = args.runs or [str(DEFAULT_OUTPUT_DIR)]
-    built = build_release(runs, args.out, args.version, args.normalise, args.seed, args.resamples, args.confidence)
+    built = build_release(runs, args.out, args.version, args.normalise, args.seed, args.resamples, args.confidence, args.allow_dirty)
     log = built.changelog
     print(f"{built.version} {built.status}: {built.path} ({built.rows} rows, {built.columns} columns)")
     print(
         f"changes since {('v' + log.previous) if log.previous else 'nothing'} ({log.level}): {len(log.new_rows)} new rows,"
         f" {len(log.retired_rows)} retired rows, {len(log.new_columns)} new columns, {len(log.retired_columns)} retired columns,"
-        f" {log.new_cells} new cells, {len(log.changed_values)} changed values, {len(log.version_changes)} task version changes"
+        f" {log.new_cells} new cells, {len(log.changed_values)} changed values, {len(log.version_changes)} task version changes,"
+        f" {len(log.new_runs)} new runs, {len(log.retired_runs)} retired runs"
     )
+    if log.dirty_runs:
+        print(f"marked as made from a dirty tree (--allow-dirty): {', '.join(log.dirty_runs)}")
     return 0

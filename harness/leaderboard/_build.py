@@ -190,8 +190,15 @@ def _rows(variants: dict[str, VariantRecord], runs_of: dict[str, list[str]], cel
     return tuple(sorted(rows, key=lambda r: (r.base_model, r.base, r.identity != r.base, r.model, r.identity)))
 
 
+def dirty_runs(runs: Sequence[Run]) -> list[str]:
+    """Run ids of the records made from a checkout with uncommitted changes."""
+    return [run.record.run_id for run in runs if run.record.environment.git_dirty]
+
+
 def _run_ref(run: Run, root: Path) -> RunRef:
-    report = run.folder / "report.html"
+    # Where `harness report` writes the report, present or not: a release never depends on which
+    # reports exist (the site links only those that do).
+    report = run.folder.resolve() / "report.html"
     env = run.record.environment
     return RunRef(
         run_id=run.record.run_id,
@@ -199,7 +206,8 @@ def _run_ref(run: Run, root: Path) -> RunRef:
         harness_version=env.harness_version,
         git_commit=env.git_commit,
         command=run.record.command,
-        report=Path(os.path.relpath(report.resolve(), root.resolve())).as_posix() if report.is_file() else None,
+        report=Path(os.path.relpath(report, root.resolve())).as_posix(),
+        git_dirty=env.git_dirty,
     )
 
 

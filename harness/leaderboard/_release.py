@@ -17,7 +17,7 @@ from harness._util.files import atomic_write_text
 from harness._util.paths import DEFAULT_LEADERBOARD_DIR, check_output_folder
 from harness.analysis._defaults import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, check_bootstrap
 from harness.errors import HarnessError
-from harness.leaderboard._build import build_content, collect_runs
+from harness.leaderboard._build import build_content, collect_runs, dirty_runs
 from harness.leaderboard._schema import RELEASE_SCHEMA, Changelog, Comparison, Release
 from harness.leaderboard._versions import LEVELS, Version, bump, changelog, parse_version, show
 from harness.records import invalid_because
@@ -81,20 +81,30 @@ def build_release(
     seed: int = DEFAULT_SEED,
     resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
+    allow_dirty: bool = False,
 ) -> Built:
-    """Build a release from the run folders (or folders of runs) in `paths` into `root`."""
+    """Build a release from the run folders (or folders of runs) in `paths` into `root`. Records
+    made from a dirty tree are refused unless `allow_dirty`, and then marked (RunRef.git_dirty,
+    Changelog.dirty_runs)."""
     root = check_output_folder(root, "--out")
     check_bootstrap(seed, resamples, confidence)
     if version is not None:
         parse_version(version)
     settings = Comparison(seed=seed, resamples=resamples, confidence=confidence)
-    content = build_content(collect_runs(paths), root, normalise, settings)
+    runs = collect_runs(paths)
+    dirty = dirty_runs(runs)
+    if dirty and not allow_dirty:
+        raise HarnessError(
+            f"{len(dirty)} run(s) made from a dirty tree (uncommitted changes, environment.git_dirty): {', '.join(dirty)};"
+            " run them again from a clean checkout, or give --allow-dirty to publish them marked"
+        )
+    content = build_content(runs, root, normalise, settings)
     existing = release_paths(root)
     latest = max(existing) if existing else None
 
     def log_against(previous: Version | None) -> Changelog:
         prior = read_release(existing[previous]) if previous is not None else None
-        log = changelog(prior, content["columns"], content["rows"])
+        log = changelog(prior, content["columns"], content["rows"], content["runs"])
         if prior is not None and log.level == "none":
             same = prior.model_dump(exclude={"version", "changelog"}) == Release(
                 version=prior.version, changelog=log, **content

@@ -19,7 +19,9 @@ ReportPath = Annotated[str, StringConstraints(pattern=r"^(\.\./)*([A-Za-z0-9_][A
 """A run's report.html relative to the leaderboard folder (run folders usually sit beside it, hence
 leading `../`): never an absolute path or a scheme, `..` only in front."""
 
-RELEASE_SCHEMA = "1.0"
+RELEASE_SCHEMA = "1.1"
+"""1.1: runs say whether they were made from a dirty tree, the changelog lists new, retired and
+dirty runs, and `report` is always where the run's report goes."""
 
 
 class _Frozen(BaseModel):
@@ -138,7 +140,13 @@ class RunRef(_Frozen):
     git_commit: str | None
     command: tuple[str, ...]
     report: ReportPath | None
-    """The run's report.html relative to the leaderboard folder, when the run folder has one."""
+    """The run's report.html relative to the leaderboard folder: where `harness report` writes it,
+    whether or not it is there yet (the site links it only when it is), so a release does not
+    depend on which reports exist. Releases before schema 1.1 set it only when the file existed."""
+    git_dirty: bool | None = None
+    """The record's `environment.git_dirty`: True when the run was made from a checkout with
+    uncommitted changes (published only with --allow-dirty, and marked); None when the record does
+    not say (not a git checkout) and in releases before schema 1.1."""
 
 
 class ChangedValue(_Frozen):
@@ -169,6 +177,13 @@ class Changelog(_Frozen):
     new_cells: int = 0
     changed_values: tuple[ChangedValue, ...] = ()
     version_changes: tuple[VersionChange, ...] = ()
+    new_runs: tuple[str, ...] = ()
+    """Run ids in this release and not in the previous one (every run in a first release)."""
+    retired_runs: tuple[str, ...] = ()
+    """Run ids of the previous release that this one leaves out."""
+    dirty_runs: tuple[str, ...] = ()
+    """Run ids of this release made from a dirty tree: the build was given --allow-dirty, and the
+    site marks their rows and cells until they are run again from a clean checkout."""
 
 
 class Comparison(_Frozen):

@@ -65,13 +65,14 @@ def variant_page(version: str, identity: str) -> str:
 
 
 def _report_links(release: Release, root: Path, start: Path) -> dict[str, str]:
-    return {r.run_id: href(root.resolve() / r.report, start) for r in release.runs if r.report}
+    """Links to the runs' reports that exist when the site is built (a release names where each
+    run's report goes, present or not)."""
+    reports = {r.run_id: root.resolve() / r.report for r in release.runs if r.report}
+    return {run: href(path, start) for run, path in reports.items() if path.is_file()}
 
 
 def _costs(row: Row) -> list[tuple[str, str]]:
-    if row.cost is None:
-        return []
-    return [(label, number(get(row.cost))) for label, get in _curves.COSTS.values()]
+    return [(label, number(value)) for label, value in _curves.cost_facts(row.cost, row.applied) if value is not None]
 
 
 class _ReleasePages:
@@ -89,6 +90,8 @@ class _ReleasePages:
         self.shared = {
             "release": release,
             "reports": _report_links(release, root, self.folder),
+            "dirty": {r.run_id for r in release.runs if r.git_dirty},
+            "dirty_title": "made from a checkout with uncommitted changes (git_dirty); published with --allow-dirty",
             "confidence": f"{release.comparison.confidence:.0%}",
             "home": href(site / "index.html", self.folder),
             "assets": href(site / "assets", self.folder),

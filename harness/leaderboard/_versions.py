@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 
 from harness.errors import HarnessError
-from harness.leaderboard._schema import ChangedValue, Changelog, Column, Release, Row, VersionChange
+from harness.leaderboard._schema import ChangedValue, Changelog, Column, Release, Row, RunRef, VersionChange
 
 Version = tuple[int, int, int]
 LEVELS = ("none", "patch", "minor", "major")
@@ -42,9 +42,19 @@ def bump(version: Version | None, level: str) -> Version:
     return version
 
 
-def changelog(previous: Release | None, columns: Sequence[Column], rows: Sequence[Row]) -> Changelog:
+def changelog(previous: Release | None, columns: Sequence[Column], rows: Sequence[Row], runs: Sequence[RunRef]) -> Changelog:
+    dirty = tuple(r.run_id for r in runs if r.git_dirty)
     if previous is None:
-        return Changelog(previous=None, level="first", new_rows=tuple(r.identity for r in rows), new_columns=tuple(c.id for c in columns))
+        return Changelog(
+            previous=None,
+            level="first",
+            new_rows=tuple(r.identity for r in rows),
+            new_columns=tuple(c.id for c in columns),
+            new_runs=tuple(r.run_id for r in runs),
+            dirty_runs=dirty,
+        )
+    old_runs = {r.run_id for r in previous.runs}
+    new_runs = {r.run_id for r in runs}
     old_rows = {r.identity: r for r in previous.rows}
     new_rows = {r.identity: r for r in rows}
     old_columns = {c.id: c for c in previous.columns}
@@ -80,6 +90,9 @@ def changelog(previous: Release | None, columns: Sequence[Column], rows: Sequenc
         new_cells=new_cells,
         changed_values=tuple(changed),
         version_changes=tuple(VersionChange(task=t, old=o, new=n) for t, o, n in version_changes),
+        new_runs=tuple(r.run_id for r in runs if r.run_id not in old_runs),
+        retired_runs=tuple(r.run_id for r in previous.runs if r.run_id not in new_runs),
+        dirty_runs=dirty,
     )
     if log.version_changes or log.retired_rows or log.retired_columns:
         level = "major"

@@ -1,5 +1,6 @@
 """The reproducibility report: record text escaped in HTML and Markdown, a page that needs nothing
-else, atomic writing, and the committed reference runs' reports."""
+else, atomic writing, and the committed reference runs' reports (every run has one, and it is what
+`harness report` writes today: `make reports` regenerates them)."""
 
 from __future__ import annotations
 
@@ -104,6 +105,11 @@ def test_committed_wrappers_run_report(tmp_path, capsys):
     assert command in md
     assert len(_images(html)) == 7 + 6  # seven sweeps; three headline metrics against weight and GFLOPs
     assert re.search(r"\| `\+quantize:bits=4` \| `wikitext2_ppl` \| `word_perplexity` \| 8 \| 29\.0537 \| 38\.2880 \|", md)
+    # Cost: 4-bit codes with their zero points and scales in the linear layers, the float32 embedding
+    # (tied head) and norms beside them make the whole model's bits per parameter.
+    assert "| weight (MB) | quantized linear layers: stored bits per weight | whole model: stored bits per parameter |" in md
+    assert "| `smollm2-135m-instruct+quantize:bits=4` | 0.3 | 269.9 | 1330 | 0 |  | 170.62 | 4.3125 | 10.1472 |" in md
+    assert "| `smollm2-135m-instruct` | 20.3 | 296.7 | 1330 | 0 |  | 538.06 |  | 32.0000 |" in md
 
 
 def test_reports_hold_no_sample_text(tmp_path):
@@ -138,3 +144,19 @@ def test_a_sweep_with_a_variant_without_a_number_still_plots():
     )
     image = Image.open(io.BytesIO(_plots.sweep_png(sweep)))
     assert image.format == "PNG" and image.width > 300
+
+
+RUNS = sorted(p.parent for p in (REPO / "results").glob("*/record.json"))
+
+
+def test_every_committed_run_has_its_report():
+    missing = [f"{run.name}/{name}" for run in RUNS for name in ("report.md", "report.html") if not (run / name).is_file()]
+    assert RUNS and missing == [], "make reports"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", RUNS, ids=lambda p: p.name)
+def test_a_committed_report_is_what_harness_report_writes_today(tmp_path, run):
+    md_path, html_path = write_report(run, tmp_path)
+    assert md_path.read_text() == (run / "report.md").read_text(), "make reports"
+    assert html_path.read_text() == (run / "report.html").read_text(), "make reports"

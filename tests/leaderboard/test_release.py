@@ -150,8 +150,9 @@ def test_proposed_version(tmp_path, case):
         return [make_run(folder, s["id"], s.get("variants", VARIANTS), s.get("field"), s.get("value"), s.get("drop")) for s in specs]
 
     board = tmp_path / "board"
-    assert build_release(runs(case["first"], tmp_path / "first"), board).version == "v1.0.0"
-    built = build_release(runs(case["second"], tmp_path / "second"), board)
+    # One folder for both: a release names where each run's report goes, so runs moved elsewhere are a change.
+    assert build_release(runs(case["first"], tmp_path / "runs"), board).version == "v1.0.0"
+    built = build_release(runs(case["second"], tmp_path / "runs"), board)
     assert (built.version, built.changelog.level) == (case["version"], case["level"])
     assert built.status == ("up to date" if case["level"] == "none" else "written")
     assert sorted(release_paths(board)) == sorted({(1, 0, 0), tuple(int(x) for x in case["version"][1:].split("."))})
@@ -235,19 +236,95 @@ def test_unknown_wrappers_and_unpaired_variants_still_make_rows(tmp_path):
     assert all(cell.difference is None for cell in row.cells.values())
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "leaderboard" / "releases").glob("v*/release.json")), ids=lambda p: p.parent.name)
-def test_committed_releases_rebuild_byte_identical_from_the_committed_runs(path):
-    release = read_release(path)
-    runs = [REPO / "results" / ref.run_id for ref in release.runs]
+def make_dirty(run: Path) -> Path:
+    path = run / "record.json"
+    record = json.loads(path.read_text())
+    record["environment"]["git_dirty"] = True
+    path.write_text(json.dumps(record))
+    return run
+
+
+def test_a_run_from_a_dirty_tree_is_refused_in_one_line_before_anything_is_written(tmp_path, capsys):
+    clean, dirty = make_run(tmp_path, "a"), make_dirty(make_run(tmp_path, "b", variants=("base", "bits=8")))
+    board = tmp_path / "board"
+    assert main(["leaderboard", "build", str(clean), str(dirty), "--out", str(board)]) == 2
+    assert capsys.readouterr().err == (
+        "harness: 1 run(s) made from a dirty tree (uncommitted changes, environment.git_dirty): 20260101T000002Z-b;"
+        " run them again from a clean checkout, or give --allow-dirty to publish them marked\n"
+    )
+    assert not board.exists()
+
+
+def test_allow_dirty_publishes_them_marked_in_the_release_and_its_changelog(tmp_path, capsys):
+    clean, dirty = make_run(tmp_path, "a"), make_dirty(make_run(tmp_path, "b", variants=("base", "bits=8")))
+    board = tmp_path / "board"
+    assert main(["leaderboard", "build", str(clean), "--out", str(board)]) == 0
+    assert main(["leaderboard", "build", str(clean), str(dirty), "--out", str(board), "--allow-dirty"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "marked as made from a dirty tree (--allow-dirty): 20260101T000002Z-b"
+    release = read_release(board / "releases" / "v1.0.1" / "release.json")
+    assert [(r.run_id, r.git_dirty) for r in release.runs] == [("20260101T000001Z-a", False), ("20260101T000002Z-b", True)]
+    log = release.changelog
+    assert (log.new_runs, log.retired_runs, log.dirty_runs) == (("20260101T000002Z-b",), (), ("20260101T000002Z-b",))
+    first = read_release(board / "releases" / "v1.0.0" / "release.json").changelog
+    assert (first.new_runs, first.dirty_runs) == (("20260101T000001Z-a",), ())
+
+
+def test_a_release_does_not_depend_on_which_reports_exist(tmp_path):
+    """Writing a run's report after its release left the release unbuildable (its bytes changed)."""
+    run = make_run(tmp_path, "a")
+    board = tmp_path / "board"
+    built = build_release([run], board)
+    assert read_release(built.path).runs[0].report == f"../{run.name}/report.html"
+    (run / "report.html").write_text("<p>report</p>")
+    assert build_release([run], board, version="1.0.0").status == "unchanged"
+
+
+COMMITTED = {read_release(p).version: read_release(p) for p in release_paths(REPO / "leaderboard").values()}
+LATEST = COMMITTED[max(COMMITTED, key=lambda v: tuple(map(int, v.split("."))))]
+
+
+def test_the_latest_committed_release_rebuilds_byte_identical_from_the_committed_runs():
+    """Older releases are frozen as the code of their day built them (a later schema adds fields);
+    the latest one is what today's code makes of the committed runs, with the settings it records."""
     built = build_release(
-        runs,
+        [REPO / "results" / ref.run_id for ref in LATEST.runs],
         REPO / "leaderboard",
-        version=release.version,
-        normalise=release.normalisation is not None,
-        seed=release.comparison.seed,
-        resamples=release.comparison.resamples,
+        version=LATEST.version,
+        normalise=LATEST.normalisation is not None,
+        seed=LATEST.comparison.seed,
+        resamples=LATEST.comparison.resamples,
+        confidence=LATEST.comparison.confidence,
+        allow_dirty=bool(LATEST.changelog.dirty_runs),
     )
     assert built.status == "unchanged"
+
+
+def test_every_committed_run_is_in_the_latest_release():
+    committed = sorted(p.parent.name for p in (REPO / "results").glob("*/record.json"))
+    assert sorted(r.run_id for r in LATEST.runs) == committed, "rebuild the release: make leaderboard (docs/leaderboard.md)"
+    dirty = tuple(r.run_id for r in LATEST.runs if load_run(REPO / "results" / r.run_id).record.environment.git_dirty)
+    assert LATEST.changelog.dirty_runs == dirty == tuple(r.run_id for r in LATEST.runs if r.git_dirty)
+
+
+@pytest.mark.parametrize("version", sorted(COMMITTED))
+def test_every_value_of_a_committed_release_is_its_records(version):
+    """Checked against every record of the release that is still committed (a run redone from a
+    clean tree may replace a dirty one under results/; the latest release holds them all)."""
+    release = COMMITTED[version]
+    columns = {c.id: c for c in release.columns}
+    folders = {ref.run_id: REPO / "results" / ref.run_id for ref in release.runs}
+    runs = {run_id: load_run(folder) for run_id, folder in folders.items() if (folder / "record.json").is_file()}
+    checked = 0
+    for row in release.rows:
+        for column_id, cell in row.cells.items():
+            if cell.run not in runs:
+                continue
+            column = columns[column_id]
+            value = runs[cell.run].results[(row.identity, column.task)].metrics[column.metric]
+            assert (cell.value, cell.stderr) == (value.value, value.stderr), (row.model, column.task, column.metric)
+            checked += 1
+    assert checked > 0 or not runs
 
 
 def test_a_broken_release_file_is_one_line(tmp_path):

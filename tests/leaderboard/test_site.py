@@ -174,14 +174,15 @@ def test_the_difference_view_shows_the_paired_numbers(page):
                 if cell and cell.value is not None:
                     assert _shows(td.locator(".value.reference").inner_text(), cell.value)
                 continue
-            if cell is None or cell.difference is None:
+            if cell is None or cell.difference is None or cell.difference.difference is None:
                 assert td.inner_text() == "–"
                 continue
             d = cell.difference
             assert _shows(td.locator(".difference").inner_text(), d.difference)
             low, high = td.locator(".ci").inner_text().strip("[]").split(", ")
             assert _shows(low, d.ci_low) and _shows(high, d.ci_high)
-            excludes = d.ci_low > 0 or d.ci_high < 0
+            # a spread (`*_std`) is neither better nor worse when it moves: never coloured
+            excludes = (d.ci_low > 0 or d.ci_high < 0) and not column.metric.endswith("_std")
             better = (d.difference > 0) == column.higher_is_better
             verdict = td.locator(".difference").get_attribute("class")
             assert verdict == "difference " + (("better" if better else "worse") if excludes else "")
@@ -234,7 +235,7 @@ def _poisoned_run(folder: Path) -> Path:
 
 @pytest.mark.slow
 def test_markup_in_a_record_is_shown_as_text_and_never_runs(tmp_path, browser):
-    build_release([_poisoned_run(tmp_path / "runs")], tmp_path / "board")
+    build_release([_poisoned_run(tmp_path / "runs")], tmp_path / "board", allow_dirty=True)  # the VQA run is a dirty one
     index = build_site(tmp_path / "board")
     release = read_release(next(iter(release_paths(tmp_path / "board").values())))
     pages = [index] + [index.parent / "variants" / f"v{release.version}" / f"{r.identity}.html" for r in release.rows]
@@ -250,12 +251,34 @@ def test_markup_in_a_record_is_shown_as_text_and_never_runs(tmp_path, browser):
         assert opened.evaluate("document.scripts.length") == (2 if path == index else 0)
         text = opened.locator("body").inner_text()
         assert PAYLOAD in text.replace("\n", "") or PAYLOAD in opened.locator("title").inner_text()
+        assert "dirty tree" in text  # every value of this release comes from a run made from a dirty tree
         opened.close()
     opened = browser.new_page()
     opened.goto(index.as_uri())
     assert opened.locator("#board tr.base th a").inner_text().replace("\n", "") == PAYLOAD + CLOSER
     assert CLOSER in opened.locator("#runs").inner_text()
     opened.close()
+
+
+@pytest.mark.slow
+def test_runs_from_a_dirty_tree_are_marked(page, site):
+    dirty = {r.run_id for r in LATEST.runs if r.git_dirty}
+    assert dirty and set(LATEST.changelog.dirty_runs) == dirty
+    marked = 0
+    for row in LATEST.rows:
+        from_dirty = any(cell.run in dirty for cell in row.cells.values())
+        mark = page.locator(f'#board tr[data-identity="{row.identity}"] th .dirty')
+        assert mark.count() == from_dirty, row.model
+        if from_dirty:
+            assert mark.inner_text() == "dirty tree" and mark.is_visible()
+            marked += 1
+    assert 0 < marked < len(LATEST.rows)
+    runs = page.locator("#runs li")
+    assert [runs.nth(i).locator(".dirty").count() for i in range(runs.count())] == [r.git_dirty is True for r in LATEST.runs]
+    assert "published with --allow-dirty" in page.locator("#changelog").inner_text()
+    row = next(r for r in LATEST.rows if any(cell.run in dirty for cell in r.cells.values()))
+    variant = (site / f"variants/v{LATEST.version}/{row.identity}.html").read_text()
+    assert '<span class="dirty" title="made from a checkout with uncommitted changes' in variant
 
 
 def test_script_json_cannot_close_its_block_and_reads_back():

@@ -12,7 +12,7 @@
   const COSTS = {
     weight_mb: ["weight (MB)", (c) => c.weight_bytes / 1e6],
     gflops_per_token: ["forward GFLOPs per token", (c) => c.flops_per_token / 1e9],
-    bits_per_parameter: ["stored bits per parameter", (c) => (8 * c.weight_bytes) / c.parameters],
+    bits_per_parameter: ["whole model: stored bits per parameter", (c) => (8 * c.weight_bytes) / c.parameters],
   };
   const $ = (id) => document.getElementById(id);
 
@@ -133,6 +133,10 @@
     return el("tr", {}, cells);
   }
 
+  // Runs made from a dirty tree (uncommitted changes), published with --allow-dirty.
+  const dirtyRuns = (r) => new Set(r.runs.filter((run) => run.git_dirty).map((run) => run.run_id));
+  const DIRTY_TITLE = "made from a checkout with uncommitted changes (git_dirty); published with --allow-dirty";
+
   function nameCell(row) {
     const href = variantHref(release().version, row.identity);
     const name = isBase(row) ? row.model : shortName(row.model);
@@ -140,14 +144,18 @@
     const pieces = name.split(/(?<=[+:,=])/).flatMap((piece, i) => (i ? [el("wbr"), piece] : [piece]));
     const link = href ? el("a", { href, title: row.model }, pieces) : el("span", { title: row.model }, pieces);
     const tags = [...new Set(families(row))].map((f) => el("span", { class: "tag" }, f));
-    return el("th", { scope: "row" }, link, tags);
+    const dirty = dirtyRuns(release());
+    const from = [...new Set(Object.values(row.cells).map((cell) => cell.run))].filter((run) => dirty.has(run));
+    const mark = from.length ? el("span", { class: "dirty", title: `values from run ${from.join(", ")}, ${DIRTY_TITLE}` }, "dirty tree") : null;
+    return el("th", { scope: "row" }, link, tags, mark);
   }
 
   function valueCell(row, column) {
     const cell = row.cells[column.id];
     const attrs = { class: "num", "data-column": column.id };
     if (!cell) return el("td", attrs, el("span", { class: "missing", title: "not evaluated" }, "–"));
-    attrs.title = `from run ${cell.run}`;
+    const dirty = dirtyRuns(release()).has(cell.run) ? ` (${DIRTY_TITLE})` : "";
+    attrs.title = `from run ${cell.run}${dirty}`;
     if (state.view === "difference" && !isBase(row)) {
       const d = cell.difference;
       if (!d || d.difference === null) {
@@ -164,7 +172,7 @@
         verdict = good ? "better" : "worse";
         mark = good ? "▲ " : "▼ ";
       }
-      attrs.title = `from run ${cell.run}, base from run ${d.base_run}; ${d.n} paired documents; base ${fmt(d.base_value)}`
+      attrs.title = `from run ${cell.run}${dirty}, base from run ${d.base_run}; ${d.n} paired documents; base ${fmt(d.base_value)}`
         + (verdict ? `; ${verdict} than the base (interval excludes 0)` : "; interval includes 0");
       return el("td", attrs,
         el("span", { class: `difference ${verdict}` }, mark + signed(d.difference)),
@@ -227,10 +235,17 @@
       list("Retired columns", log.retired_columns.map((id) => labels.get(id) || id)),
       list("Task version changes", log.version_changes.map((v) => `${v.task}: ${v.old} → ${v.new}`)),
       list("Changed values", log.changed_values.map((v) => `${models.get(v.row) || v.row}, ${labels.get(v.column) || v.column}: ${fmt(v.old)} → ${fmt(v.new)}`)),
+      list("New runs", log.new_runs || []),
+      list("Retired runs", log.retired_runs || []),
+      (log.dirty_runs || []).length === 0 ? null : el("p", { class: "dirty-note" },
+        el("span", { class: "dirty" }, "dirty tree"),
+        ` ${log.dirty_runs.length} run${log.dirty_runs.length === 1 ? " was" : "s were"} made from a checkout with uncommitted changes`
+        + ` and published with --allow-dirty until run again from a clean one: ${log.dirty_runs.join(", ")}.`),
     ].filter((node) => node !== null));
     $("runs").replaceChildren(...r.runs.map((run) => {
       const report = r.links.reports[run.run_id];
       return el("li", {}, el("code", {}, run.run_id), ` (${run.created_at}, harness ${run.harness_version})`,
+        run.git_dirty ? el("span", { class: "dirty", title: DIRTY_TITLE }, "dirty tree") : null,
         report ? [" ", el("a", { href: report }, "report")] : null,
         el("br"), el("code", { class: "command" }, run.command.join(" ")));
     }));
