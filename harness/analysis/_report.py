@@ -236,6 +236,8 @@ def context(run: Run, summary: Summary, confidence: float) -> dict[str, Any]:
         "tasks": [_task(r) for r in first_of_task.values()],
         "environment": [
             ("harness", f"{env.harness_version} at {env.git_commit or 'unknown commit'}{' (dirty)' if env.git_dirty else ''}"),
+            *((("code digest", env.code_digest),) if env.code_digest else ()),
+            *((("uncommitted diff sha256", env.git_diff_sha256),) if env.git_diff_sha256 else ()),
             ("python", env.python),
             *((f"package {name}", version) for name, version in sorted(env.packages.items())),
             ("platform", env.platform),

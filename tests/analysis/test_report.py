@@ -160,3 +160,13 @@ def test_a_committed_report_is_what_harness_report_writes_today(tmp_path, run):
     md_path, html_path = write_report(run, tmp_path)
     assert md_path.read_text() == (run / "report.md").read_text(), "make reports"
     assert html_path.read_text() == (run / "report.html").read_text(), "make reports"
+
+
+def test_the_report_names_the_code_that_ran_and_the_uncommitted_diff(tmp_path):
+    run = write_synthetic_run(tmp_path / "run")
+    path = run / "record.json"
+    record = json.loads(path.read_text())
+    record["environment"].update(git_dirty=True, code_digest="c" * 64, git_diff_sha256="d" * 64)
+    path.write_text(json.dumps(record))
+    md = write_report(run, tmp_path / "out", resamples=200)[0].read_text()
+    assert "(dirty)" in md and "c" * 64 in md and "d" * 64 in md
