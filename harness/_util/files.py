@@ -117,10 +117,16 @@ def memo_problem(memo: Path, full: bool = True) -> tuple[str | None, bool]:
     """(why the memo file `memo` is wrong, or None; whether it is stale: its file changed or went, so
     no lookup reaches it). With `full`, the file is hashed again and the memo compared with it."""
     try:
-        content = json.loads(memo.read_text(encoding="utf-8"))
+        text = memo.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"unreadable ({type(exc).__name__})", False
+    if _SHA256.fullmatch(text.strip()):
+        return None, True  # an older harness's memo (a bare digest, named by path, size and mtime): no lookup reaches it
+    try:
+        content = json.loads(text)
         path, file_stamp = Path(content["path"]), content["stamp"]
         named = memo_path(path, file_stamp).name
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return "garbled (not a memo of this harness)", False
     if memo.name != named or _memo_digest(content, path, file_stamp) is None:
         return "garbled (its digest, path or stamp does not fit its name)", False

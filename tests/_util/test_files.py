@@ -83,7 +83,9 @@ def test_memo_problem_finds_a_wrong_digest_and_a_stale_memo(cache, tmp_path):
     sha256_file(weights)
     (memo,) = (cache / "file-hashes").iterdir()
     assert memo_problem(memo) == (None, False)
-    memo.write_text("0" * 64 + "\n")  # the old format, or a hand-edited one
+    memo.write_text("0" * 64 + "\n")  # an older harness's memo, named otherwise: never looked up
+    assert memo_problem(memo) == (None, True)
+    memo.write_text('{"sha256": "' + "0" * 64 + '"}')
     assert "garbled" in (memo_problem(memo)[0] or "")
     memo.unlink()
     sha256_file(weights)

@@ -34,7 +34,7 @@ from harness._util.paths import cache_dir
 from harness.errors import HarnessError
 from harness.models.loading import LoadedModel, load_model
 from harness.models.sources import ResolvedModel
-from harness.models.vlm.recipe import IMAGE_TOKEN, PROMPT, VLMRecipe
+from harness.models.vlm.recipe import BUILD_FILE, IMAGE_TOKEN, PROMPT, VLMRecipe
 from harness.models.vlm.trainset import COLORS, SHAPES, Question, TrainSplit, attribute_labels, train_split
 
 if TYPE_CHECKING:
@@ -44,7 +44,6 @@ ANSWERS = (*SHAPES, *COLORS, "yes", "no")
 _KINDS = ("shape", "color", "yes/no")
 
 
-BUILD_FILE = "build.json"
 BUILDER = "harness.models.vlm.build"
 """The module whose source (with what it imports: the tower, the train split, the loader) keys the VLM."""
 

@@ -28,6 +28,8 @@ from harness.models.catalog import DEFAULT_MODEL
 # format that chat and harness's prompts never use, marks the image positions instead: LLaVA writes
 # the image features there, so its embedding is never read.
 IMAGE_TOKEN = "<empty_output>"
+BUILD_FILE = "build.json"
+"""The built folder's facts file: the recipe, the key, what the build measured, the manifest."""
 PROMPT = "<image>\nQuestion: {question}\nAnswer:"
 """The easy_vqa tasks' prompt (tasks/vqa): the projector learns the task as it is asked."""
 
