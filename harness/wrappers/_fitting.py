@@ -104,14 +104,15 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-def header(wrapper: str, fit_params: dict[str, Any], model_identity: str, fit: FitFn) -> dict[str, Any]:
+def header(wrapper: str, fit_params: dict[str, Any], model_identity: str, fit: FitFn | None = None) -> dict[str, Any]:
     """What an artifact was fitted from, kept in its sidecar: the wrapper, the fit's parameters, the
-    model, and the code that fitted it (its source digest and the library versions)."""
+    model, and the code that fitted it (the source digest of `fit`, None for an artifact made by
+    other means, and the library versions)."""
     return {
         "wrapper": wrapper,
         "params": fit_params,
         "model_identity": model_identity,
-        "code": callable_digest(fit),
+        "code": callable_digest(fit) if fit is not None else None,
         "libraries": library_versions(),
     }
 

@@ -21,12 +21,13 @@ Methods (tensor arithmetic in harness.wrappers._merge_methods, RegMean in _merge
 
 Identity: the variant's intervention record lists each source's weight sha256 and, for RegMean,
 the sha256 of each source's calibration texts; with the method's parameters (DARE's seed among
-them) that is the merge's identity. The merged weights are cached under it, the base's parameters,
-the source digest of the merge modules and the library versions (`<cache>/merges/<sha256>.safetensors`,
-its facts and the weights' sha256 in `<sha256>.safetensors.json`): a second run, or another task
-list, loads them instead of merging again, once their sha256 matches the facts' (a file that does
-not is reported in one line and merged again). The record's `applied` info holds the seconds the
-merge took when it was made.
+them) that is the merge's identity. The merged weights are cached under it (the sources and the
+calibration texts by their sha256, not their names), the base's parameters, the source digest of
+the merge modules and the library versions (`<cache>/merges/<sha256>.safetensors`, its facts and
+the weights' sha256 in `<sha256>.safetensors.json`): a second run, or another task list, loads
+them instead of merging again, once their sha256 matches the facts' (a file that does not is
+reported in one line and merged again). The record's `applied` info holds the seconds the merge
+took when it was made.
 """
 
 from __future__ import annotations
@@ -164,8 +165,9 @@ def apply_merge(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     artifacts = _artifacts(params)
     key = sha256_json(
         {
-            "params": {k: str(v) for k, v in params.items()},
-            "artifacts": artifacts,
+            # The sources and calibration files by content, in order, not by name: no path in the key.
+            "params": {k: str(v) for k, v in params.items() if k not in ("sources", "calibration")},
+            "inputs": list(artifacts.values()),
             "base": _fingerprint(model),
             "code": code_digest(*MERGE_CODE),
             "libraries": library_versions(),

@@ -43,7 +43,7 @@ def cache_key(recipe: ExpertRecipe, base: ResolvedModel) -> dict[str, Any]:
     """Everything an expert's weights depend on (its training data found through $HARNESS_DATA_DIR)."""
     return {
         "name": recipe.name,
-        "recipe": recipe.identity(),
+        "recipe": {k: v for k, v in asdict(recipe).items() if k != "base"},  # the base by its weights, not its name or path
         "base": base.weights_sha256,
         "data": data_sha256s(recipe.skill),
         "code": code_digest(BUILDER),

@@ -52,7 +52,9 @@ def cache_key(recipe: VLMRecipe, language_model: ResolvedModel) -> dict[str, Any
     """Everything the VLM's weights depend on."""
     return {
         "name": recipe.name,
-        "recipe": recipe.identity(),
+        "recipe": {k: v for k, v in asdict(recipe).items() if k != "language_model"},  # by its weights, not its name or path
+        "prompt": PROMPT,
+        "image_token": IMAGE_TOKEN,
         "language_model": language_model.weights_sha256,
         "data": train_split().questions_sha256,
         "code": code_digest(BUILDER),
