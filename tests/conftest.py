@@ -53,7 +53,7 @@ def embedded_default(monkeypatch, tmp_path, data_dir, models_dir):
     20 s conversion), else the session's; the embedded default, converted."""
     from harness._util.paths import cache_dir
     from harness.models import resolve_model
-    from harness.models.loading import ensure_float_folder
+    from harness.models.loading import ensure_float_folder, float_folder
 
     user_models = cache_dir() / "models"
     cache = tmp_path / "cache"
@@ -62,7 +62,7 @@ def embedded_default(monkeypatch, tmp_path, data_dir, models_dir):
     monkeypatch.setenv("HARNESS_DATA_DIR", str(data_dir))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     resolved = resolve_model("smollm2-135m-instruct")
-    name = f"gguf-{resolved.weights_sha256[:16]}"
+    name = float_folder(resolved).name
     linked = user_models if (user_models / name / "config.json").is_file() else models_dir
     (cache / "models").symlink_to(linked, target_is_directory=True)
     ensure_float_folder(resolved)

@@ -303,3 +303,61 @@ def request(kind: str, *arguments):
     from lm_eval.api.instance import Instance
 
     return Instance(request_type=kind, doc={}, arguments=arguments, idx=0, metadata=("t", 0, 1))
+
+
+# --- a cache with an entry of every kind (harness cache) -------------------------------------------
+
+VARIANT_A, VARIANT_B = "a" * 64, "b" * 64
+
+
+def fill_cache(root: Path) -> dict[str, Path]:
+    """An entry of every kind of cache under `root`, each as harness writes it (small stand-ins for
+    weights): kind -> its main path. The request cache of VARIANT_A holds two answers made under
+    an older answer context and one under the newest."""
+    import time
+
+    from harness._util.files import MEMO_BYTES, key_name, sha256_file, sha256_json, write_facts
+    from harness.lm._request_cache import RequestCache
+
+    made: dict[str, Path] = {}
+    old = RequestCache(root / "requests", VARIANT_A, "old context")
+    old.put_many([("k1", [-1.5, True]), ("k2", [-2.5, False])])
+    old.close()
+    time.sleep(0.01)  # the newer context's answers are written later
+    new = RequestCache(root / "requests", VARIANT_A, "new context")
+    new.put_many([("k3", [-0.5, True])])
+    new.close()
+    RequestCache(root / "requests", VARIANT_B, "new context").close()
+    made["requests"] = root / "requests" / f"{VARIANT_A}.sqlite"
+    for kind, facts_name, key in (
+        ("models", "manifest.json", {"name": "gguf", "gguf_sha256": "1" * 64}),
+        ("experts", "build.json", {"name": "arithmetic", "recipe": "2" * 64}),
+        ("vlm", "build.json", {"name": "llava-smollm2-easyvqa", "recipe": "3" * 64}),
+    ):
+        folder = root / kind / key_name(key)
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(bytes(range(256)) * 32)
+        (folder / "config.json").write_text("{}")
+        write_facts(folder, facts_name, {}, key)
+        made[kind] = folder
+    for kind, recorded in (("artifacts", "tensors_sha256"), ("merges", "weights_sha256")):
+        weights = root / kind / f"{'meandiff-' if kind == 'artifacts' else ''}{'4' * 32}.safetensors"
+        weights.parent.mkdir(parents=True)
+        weights.write_bytes(bytes(range(256)) * 8)
+        weights.with_name(weights.name + ".json").write_text(json.dumps({recorded: sha256_file(weights)}))
+        made[kind] = weights
+    entry = {"key": {"score": "pruning"}, "scores": [0.5, 1.5]}
+    made["quantize"] = root / "quantize" / f"{sha256_json(entry['key'])}.json"
+    made["quantize"].parent.mkdir(parents=True)
+    made["quantize"].write_text(json.dumps({**entry, "sha256": sha256_json(entry)}))
+    big = root / "big.bin"
+    big.write_bytes(b"\0" * MEMO_BYTES)
+    sha256_file(big)  # its memo, in $HARNESS_CACHE_DIR/file-hashes (root, when the caller set it so)
+    (made["file-hashes"],) = (root / "file-hashes").iterdir()
+    made["scorers"] = root / "scorers" / "keras-tokenizers" / f"{'5' * 64}.json"
+    made["scorers"].parent.mkdir(parents=True)
+    made["scorers"].write_text('{"word_index": {}}')
+    (root / "gguf").mkdir()
+    made["gguf"] = root / "gguf" / "gemma.gguf"
+    made["gguf"].write_bytes(b"GGUF")
+    return made

@@ -13,14 +13,14 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
-from harness.cli import _compare, _eval, _experts, _export, _fit, _leaderboard, _models, _neurons, _report, _reproduce, _tasks
+from harness.cli import _cache, _compare, _eval, _experts, _export, _fit, _leaderboard, _models, _neurons, _report, _reproduce, _tasks
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
     from harness.cli._common import Handler
 
 EXIT_BAD_INPUT = 2
-COMMANDS = (_eval, _fit, _experts, _neurons, _compare, _report, _reproduce, _export, _leaderboard, _tasks, _models)
+COMMANDS = (_eval, _fit, _experts, _neurons, _compare, _report, _reproduce, _export, _leaderboard, _tasks, _models, _cache)
 """In the order `harness --help` lists them."""
 
 

@@ -45,5 +45,5 @@ def fit_artifact(wrapper: str, given: dict[str, str], model: str, out: Path, dev
         variant = Variant(spec, resolve_model(spec.base))
         built = variant.load(resolve_device(device))
         fitted = fitter.fit(built.model, built.tokenizer, params)
-        write_artifact(out, fitted, header(wrapper, fit_params_of(params, fitter.params), variant.identity))
+        write_artifact(out, fitted, header(wrapper, fit_params_of(params, fitter.params), variant.identity, fitter.fit))
     return read_sidecar(out)

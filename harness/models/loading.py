@@ -1,17 +1,21 @@
 """Build a float torch model and its tokenizer from a ResolvedModel.
 
 GGUF files are dequantised once into an ordinary Hugging Face folder under the cache, keyed by the
-GGUF's sha256; later loads read that folder's safetensors (docs/performance.md has the timings).
+GGUF's sha256 and the versions of the libraries that dequantise and write it (transformers does
+the conversion); later loads read that folder's safetensors (docs/performance.md has the timings).
+The folder's `manifest.json` holds each file's sha256 and stamp: every load checks the stamps, and
+a folder that fails is reported in one line and converted again, never read.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness._util.files import build_dir
+from harness._util.files import build_verified, folder_problem, key_name, write_facts
 from harness._util.paths import cache_dir
 from harness.models.sources import ResolvedModel
 from harness.models.vlm.loading import is_vision_language, load_vision_language
@@ -30,31 +34,56 @@ class LoadedModel:
     """True when this load dequantised a GGUF (a cold load)."""
 
 
+CONVERSION_LIBRARIES = ("transformers", "gguf", "torch", "numpy", "safetensors", "tokenizers")
+"""The libraries whose code dequantises a GGUF and writes the float folder: their versions key it."""
+MANIFEST = "manifest.json"
+"""The converted folder's facts file: its key and the manifest of its other files (harness._util.files)."""
+
+
+def conversion_key(resolved: ResolvedModel) -> dict[str, Any]:
+    """What the float copy of a GGUF depends on: the GGUF's bytes and the converting libraries."""
+    versions = {}
+    for name in CONVERSION_LIBRARIES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "absent"
+    return {"name": "gguf", "gguf_sha256": resolved.weights_sha256, "libraries": versions}
+
+
 def float_folder(resolved: ResolvedModel) -> Path:
     """The folder whose safetensors hold the model's float weights (may not exist yet for a GGUF)."""
     if resolved.kind == "folder":
         return resolved.path
-    return cache_dir() / "models" / f"gguf-{resolved.weights_sha256[:16]}"
+    return cache_dir() / "models" / key_name(conversion_key(resolved))
+
+
+def float_folder_problem(folder: Path, full: bool = False) -> str | None:
+    """None when a converted folder is whole (its manifest's stamps, or with `full` every sha256);
+    else what is wrong. A folder without a manifest (converted by an older harness) is converted
+    again rather than trusted."""
+    return folder_problem(folder, MANIFEST, full)
 
 
 def ensure_float_folder(resolved: ResolvedModel) -> bool:
-    """Create the float copy of a GGUF if it is missing; True when it had to be made."""
-    folder = float_folder(resolved)
-    if resolved.kind == "folder" or (folder / "config.json").is_file():
+    """Create the float copy of a GGUF unless it is there and whole (converted once however many
+    processes ask at once); True when it had to be made."""
+    if resolved.kind == "folder":
         return False
+    return build_verified(float_folder(resolved), lambda staging: convert(resolved, staging), float_folder_problem, "converted weights")
+
+
+def convert(resolved: ResolvedModel, out: Path) -> None:
+    """Dequantise the GGUF into the folder `out`, its manifest written last."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
 
     gguf_dir, gguf_name = str(resolved.path.parent), resolved.path.name
     model = AutoModelForCausalLM.from_pretrained(gguf_dir, gguf_file=gguf_name, quantization_config=GgufConfig(dequantize=True))
     tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=gguf_name)
-
-    def write(staging: Path) -> None:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        (staging / "SOURCE.txt").write_text(f"dequantised from {resolved.path}\nsha256 {resolved.weights_sha256}\n")
-
-    build_dir(folder, write)
-    return True
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "SOURCE.txt").write_text(f"dequantised from {resolved.path.name}\nsha256 {resolved.weights_sha256}\n")
+    write_facts(out, MANIFEST, {}, conversion_key(resolved))
 
 
 def load_model(resolved: ResolvedModel, device: str) -> LoadedModel:

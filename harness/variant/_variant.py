@@ -21,12 +21,13 @@ from harness.wrappers import WRAPPERS, Applied, canonical_text
 from harness.wrappers._cost import measure_cost
 from harness.wrappers._fitting import (
     ARTIFACT_PARAM,
+    Fitted,
     cached_artifact,
     check_artifact,
+    ensure_artifact,
     fit_params_of,
     header,
     read_sidecar,
-    write_artifact,
 )
 
 COMPUTE_DTYPE = "float32"
@@ -87,12 +88,15 @@ class Variant:
             given = Path(params[ARTIFACT_PARAM])
             check_artifact(given, name, model_identity, fit_params)
             return given
-        path = cached_artifact(name, fit_params, model_identity, fitter.files(params))
-        if not path.is_file():
+        fitted_header = header(name, fit_params, model_identity, fitter.fit)
+        path = cached_artifact(fitted_header, fitter.files(params))
+
+        def fit() -> Fitted:
             prefix = Variant(VariantSpec(self.spec.model, self.spec.base, self.spec.wrappers[:index]), self.base)
             built = prefix.load(resolve_device("auto"))
-            fitted = fitter.fit(built.model, built.tokenizer, params)
-            write_artifact(path, fitted, header(name, fit_params, model_identity))
+            return fitter.fit(built.model, built.tokenizer, params)
+
+        ensure_artifact(path, fit, fitted_header)
         return path
 
     def artifact_path(self, index: int) -> Path:

@@ -8,10 +8,12 @@ their sha256 and the split, facts of the fit). Nothing in it is pickled.
 
 Where it comes from: the wrapper's `artifact=FILE` parameter (written by `harness fit`), checked to
 have been fitted for this wrapper on this very model; else it is fitted on first use and cached in
-`<cache>/artifacts/<recipe sha256>.safetensors`, the recipe being everything the fit depends on
-(wrapper, fit parameters, the model's intervention identity, the fit data's sha256s, VERSION). Either
-way the artifact file's sha256 enters the variant's intervention record, hence its identity, and
-apply receives the file's path as `params["artifact"]`.
+`<cache>/artifacts/<wrapper>-<recipe sha256>.safetensors`, the recipe being everything the fit depends on
+(wrapper, fit parameters, the model's intervention identity, the fit data's sha256s, the source
+digest of the fit function's module and what it imports, the library versions). A cached artifact
+proves itself on every use (its tensors' sha256 against its sidecar's): one that fails is reported
+in one line and fitted again. Either way the artifact file's sha256 enters the variant's
+intervention record, hence its identity, and apply receives the file's path as `params["artifact"]`.
 """
 
 from __future__ import annotations
@@ -22,14 +24,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness._util.files import atomic_write_bytes, atomic_write_text, canonical_json, sha256_file, sha256_json
+from harness._util.code import callable_digest, library_versions
+from harness._util.files import (
+    atomic_write_bytes,
+    atomic_write_text,
+    canonical_json,
+    file_lock,
+    fresh_sha256,
+    say,
+    sha256_file,
+    sha256_json,
+)
 from harness._util.paths import cache_dir
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
     import torch
 
-VERSION = 1
 ARTIFACT_PARAM = "artifact"
 
 
@@ -93,8 +104,17 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     return load_file(str(path))
 
 
-def header(wrapper: str, fit_params: dict[str, Any], model_identity: str) -> dict[str, Any]:
-    return {"wrapper": wrapper, "params": fit_params, "model_identity": model_identity, "version": VERSION}
+def header(wrapper: str, fit_params: dict[str, Any], model_identity: str, fit: FitFn | None = None) -> dict[str, Any]:
+    """What an artifact was fitted from, kept in its sidecar: the wrapper, the fit's parameters, the
+    model, and the code that fitted it (the source digest of `fit`, None for an artifact made by
+    other means, and the library versions)."""
+    return {
+        "wrapper": wrapper,
+        "params": fit_params,
+        "model_identity": model_identity,
+        "code": callable_digest(fit) if fit is not None else None,
+        "libraries": library_versions(),
+    }
 
 
 def check_artifact(path: Path, wrapper: str, model_identity: str, fit_params: dict[str, Any]) -> None:
@@ -119,10 +139,41 @@ def check_artifact(path: Path, wrapper: str, model_identity: str, fit_params: di
         raise HarnessError(f"{wrapper}:artifact={path}: the tensors do not match their sidecar's sha256")
 
 
-def cached_artifact(wrapper: str, fit_params: dict[str, Any], model_identity: str, data_files: dict[str, str]) -> Path:
-    """Where the artifact of this recipe lives in the cache (it may not exist yet)."""
-    recipe = {**header(wrapper, fit_params, model_identity), "data_files": data_files}
-    return cache_dir() / "artifacts" / f"{wrapper}-{sha256_json(recipe)[:32]}.safetensors"
+def cached_artifact(artifact_header: dict[str, Any], data_files: dict[str, str]) -> Path:
+    """Where the artifact of this recipe (its header and the fit data's sha256s) lives in the cache
+    (it may not exist yet)."""
+    recipe = {**artifact_header, "data_files": data_files}
+    return cache_dir() / "artifacts" / f"{artifact_header['wrapper']}-{sha256_json(recipe)[:32]}.safetensors"
+
+
+def artifact_problem(path: Path, full: bool = False) -> str | None:
+    """None when the artifact at `path` has a readable sidecar whose tensors_sha256 its tensors
+    match (through the file-hash memo, or hashed afresh with `full`); else what is wrong."""
+    if not path.is_file():
+        return "its tensors are missing"
+    try:
+        sidecar = read_sidecar(path)
+    except HarnessError as error:
+        return str(error).split(": ", 1)[-1]
+    actual = fresh_sha256(path) if full else sha256_file(path)
+    return None if sidecar.get("tensors_sha256") == actual else "its tensors do not match their sidecar's sha256"
+
+
+def ensure_artifact(path: Path, fit: Callable[[], Fitted], artifact_header: dict[str, Any]) -> bool:
+    """The cached artifact at `path`, fitted by `fit()` unless it is there and proves itself; fitted
+    once however many processes ask at once (the second waits for the first's lock, then uses its
+    artifact). An artifact that fails its check is reported in one line and fitted again. True when
+    this call fitted it."""
+    if artifact_problem(path) is None:
+        return False
+    with file_lock(path):
+        problem = artifact_problem(path)
+        if problem is None:
+            return False
+        if path.exists() or sidecar_path(path).exists():
+            say(f"fitted artifact {path.name}: {problem}; it is fitted again")
+        write_artifact(path, fit(), artifact_header)
+    return True
 
 
 def fit_params_of(params: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:

@@ -27,8 +27,10 @@ the most damage per added bit, while the budget allows. Deterministic for given 
 
 Scores are cached in `<cache>/quantize/<sha256 of the key>.json`; the key holds a sha256 of the
 model's parameters and buffers as they are when `quantize` runs, the score, what it depends on,
-the calibration text's sha256 and token count, and `VERSION`. The choice itself is cheap and is
-recomputed, so a sweep over budgets scores the model once.
+the calibration text's sha256 and token count, the source digest of this module (with the
+quantizer it imports) and the library versions. Each entry carries a sha256 of its content,
+checked on read: an entry that fails is reported in one line and scored again. The choice itself
+is cheap and is recomputed, so a sweep over budgets scores the model once.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness._util.files import atomic_write_text, sha256_file, sha256_json
+from harness._util.code import code_digest, library_versions
+from harness._util.files import atomic_write_text, say, sha256_file, sha256_json
 from harness._util.paths import cache_dir
 from harness.errors import HarnessError
 from harness.tasks import data
@@ -51,7 +54,8 @@ CALIBRATION_TOKENS = {"pruning": 512, "taylor": 2048}
 tokens, taylor one forward and backward pass plus the quantization error at each candidate width."""
 WINDOW = 256
 PRUNE_FRACTION = 0.5
-VERSION = 1
+SCORING_CODE = "harness.wrappers._sensitivity"
+"""The module whose source (with the quantizer it imports) keys the cached scores."""
 
 
 def calibration_path() -> Path:
@@ -189,25 +193,39 @@ def layer_sensitivity(
     """Scores per layer (cached on disk), with the facts the run record keeps."""
     n_tokens = CALIBRATION_TOKENS[score]
     key = {
-        "version": VERSION,
+        "code": code_digest(SCORING_CODE),
+        "libraries": library_versions(),
         "model": model_state_sha256(model),
         "score": score,
         "calibration": {"file": CALIBRATION_FILE, "sha256": calibration_sha256(), "tokens": n_tokens, "window": WINDOW},
         **({"widths": list(widths), "group": group, "sym": sym} if score == "taylor" else {"prune_fraction": PRUNE_FRACTION}),
     }
     path = cache_dir() / "quantize" / f"{sha256_json(key)}.json"
-    try:
-        cached = json.loads(path.read_text(encoding="utf-8"))
-        if cached.get("key") == key and len(cached["scores"]) == len(linears):
-            return {**cached, "cached": True}
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    if path.exists():
+        problem = entry_problem(path)
+        if problem is None:
+            cached = json.loads(path.read_text(encoding="utf-8"))
+            if cached["key"] == key and len(cached["scores"]) == len(linears):
+                cached.pop("sha256")
+                return {**cached, "cached": True}
+            problem = "it holds another key's scores"
+        say(f"quantize sensitivity cache {path.name[:16]}: {problem}; scored again")
     start = time.perf_counter()
     windows = calibration_windows(tokenizer, n_tokens)
     result = pruning_scores(model, linears, windows) if score == "pruning" else taylor_scores(model, linears, windows, widths, group, sym)
     entry = {"key": key, **result, "seconds": round(time.perf_counter() - start, 3)}
-    atomic_write_text(path, json.dumps(entry, indent=1) + "\n")
+    atomic_write_text(path, json.dumps({**entry, "sha256": sha256_json(entry)}, indent=1) + "\n")
     return {**entry, "cached": False}
+
+
+def entry_problem(path: Path) -> str | None:
+    """None when the cached scores at `path` are readable and match the sha256 they carry."""
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+        recorded = content.pop("sha256")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "unreadable, or without its sha256 (written by an older harness)"
+    return None if recorded == sha256_json(content) else "its content does not match its sha256"
 
 
 def damage(score: str, scores: list[Any], widths: tuple[int, ...]) -> list[dict[int, float]]:

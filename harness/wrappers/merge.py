@@ -21,18 +21,24 @@ Methods (tensor arithmetic in harness.wrappers._merge_methods, RegMean in _merge
 
 Identity: the variant's intervention record lists each source's weight sha256 and, for RegMean,
 the sha256 of each source's calibration texts; with the method's parameters (DARE's seed among
-them) that is the merge's identity, and the merged weights are cached under it
-(`<cache>/merges/<sha256>.safetensors`): a second run, or another task list, loads them instead
-of merging again. The record's `applied` info holds the seconds the merge took when it was made.
+them) that is the merge's identity. The merged weights are cached under it (the sources and the
+calibration texts by their sha256, not their names), the base's parameters, the source digest of
+the merge modules and the library versions (`<cache>/merges/<sha256>.safetensors`, its facts and
+the weights' sha256 in `<sha256>.safetensors.json`): a second run, or another task list, loads
+them instead of merging again, once their sha256 matches the facts' (a file that does not is
+reported in one line and merged again). The record's `applied` info holds the seconds the merge
+took when it was made.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness._util.files import atomic_write_text, sha256_json
+from harness._util.code import code_digest, library_versions
+from harness._util.files import atomic_write_text, file_lock, fresh_sha256, say, sha256_file, sha256_json
 from harness._util.paths import cache_dir
 from harness.errors import HarnessError
 from harness.models import is_syntactically_known
@@ -48,7 +54,8 @@ GRAMS = ("mean", "sum")
 DEFAULT_LAM = {"task_arithmetic": 0.4, "ties": 1.0}
 ROW_TOKENS = 128
 CALIBRATION_BATCH = 8
-VERSION = 1
+MERGE_CODE = ("harness.wrappers.merge",)
+"""The module whose source (with the merge methods and RegMean it imports) keys the merged weights."""
 
 
 def _check(params: dict[str, Any]) -> None:
@@ -153,19 +160,60 @@ def _sources_fit(params: dict[str, Any], shape: ModelShape, device: str) -> None
     model_check=_sources_fit,
 )
 def apply_merge(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
-    from safetensors.torch import load_model, save_model
+    from safetensors.torch import load_model
 
-    sources = resolve_sources(params["sources"])
     artifacts = _artifacts(params)
     key = sha256_json(
-        {"params": {k: str(v) for k, v in params.items()}, "artifacts": artifacts, "base": _fingerprint(model), "version": VERSION}
+        {
+            # The sources and calibration files by content, in order, not by name: no path in the key.
+            "params": {k: str(v) for k, v in params.items() if k not in ("sources", "calibration")},
+            "inputs": list(artifacts.values()),
+            "base": _fingerprint(model),
+            "code": code_digest(*MERGE_CODE),
+            "libraries": library_versions(),
+        }
     )
     path = cache_dir() / "merges" / f"{key}.safetensors"
+    cached = merged_facts(path)
+    if cached is None:
+        with file_lock(path):  # a second process merging the same waits, then loads the first's weights
+            cached = merged_facts(path, report=True)
+            if cached is None:
+                return Applied(artifacts=artifacts, info={**_merge(model, tokenizer, params, path), "from_cache": False})
+    load_model(model, str(path))
+    return Applied(artifacts=artifacts, info={**cached, "from_cache": True})
+
+
+def merged_problem(path: Path, full: bool = False) -> str | None:
+    """None when the merged weights at `path` match the sha256 their facts file records (through the
+    file-hash memo, or hashed afresh with `full`); else what is wrong."""
     facts_path = path.with_name(path.name + ".json")
-    if path.is_file() and facts_path.is_file():
-        load_model(model, str(path))
-        cached = json.loads(facts_path.read_text(encoding="utf-8"))
-        return Applied(artifacts=artifacts, info={**cached, "from_cache": True})
+    if not path.is_file() or not facts_path.is_file():
+        return "its weights or its facts are missing"
+    try:
+        facts = json.loads(facts_path.read_text(encoding="utf-8"))
+        recorded = facts["weights_sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "its facts are unreadable or hold no weights_sha256 (made by an older harness)"
+    return None if recorded == (fresh_sha256(path) if full else sha256_file(path)) else "its weights differ from their recorded sha256"
+
+
+def merged_facts(path: Path, report: bool = False) -> dict[str, Any] | None:
+    """The facts of the merged weights at `path` if they are there and whole; else None, and with
+    `report`, one line saying what is wrong with weights that are there."""
+    problem = merged_problem(path)
+    if problem is None:
+        return json.loads(path.with_name(path.name + ".json").read_text(encoding="utf-8"))
+    if report and (path.exists() or path.with_name(path.name + ".json").exists()):
+        say(f"merged weights {path.name[:16]}: {problem}; merged again")
+    return None
+
+
+def _merge(model: Any, tokenizer: Any, params: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Merge the sources into `model` and cache the result at `path`; the facts of the merge."""
+    from safetensors.torch import save_model
+
+    sources = resolve_sources(params["sources"])
     began = time.perf_counter()
     models = []
     for source in sources:
@@ -190,9 +238,10 @@ def apply_merge(model: Any, tokenizer: Any, params: dict[str, Any]) -> Applied:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     save_model(model, str(partial))
-    atomic_write_text(facts_path, json.dumps(facts, sort_keys=True) + "\n")
+    facts["weights_sha256"] = fresh_sha256(partial)
+    atomic_write_text(path.with_name(path.name + ".json"), json.dumps(facts, sort_keys=True) + "\n")
     partial.replace(path)
-    return Applied(artifacts=artifacts, info={**facts, "from_cache": False})
+    return facts
 
 
 def _fingerprint(model: Any) -> str:

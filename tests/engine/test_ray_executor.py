@@ -40,11 +40,11 @@ def models(tmp_path_factory, data_dir) -> Path:
     """The converted embedded default: the user's when converted there, else converted once here."""
     from harness._util.paths import cache_dir
     from harness.models import resolve_model
-    from harness.models.loading import ensure_float_folder
+    from harness.models.loading import ensure_float_folder, float_folder
 
     resolved = resolve_model("smollm2-135m-instruct")
     user_models = cache_dir() / "models"
-    if (user_models / f"gguf-{resolved.weights_sha256[:16]}" / "config.json").is_file():
+    if (user_models / float_folder(resolved).name / "config.json").is_file():
         return user_models
     folder = tmp_path_factory.mktemp("ray-models")
     with pytest.MonkeyPatch.context() as patch:

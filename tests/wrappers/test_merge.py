@@ -5,6 +5,7 @@ computations on toy decoders, and the wrapper end to end on tiny randomly initia
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import torch
@@ -464,3 +465,38 @@ def test_bad_merge_specs_fail_before_loading(tiny):
     ):
         with pytest.raises(HarnessError, match=message):
             _build(text)
+
+
+@pytest.mark.slow
+def test_merged_weights_are_keyed_by_the_merge_code_and_an_edited_file_is_merged_again(tiny, monkeypatch, capsys):
+    import os
+
+    from harness._util.paths import cache_dir
+    from harness.wrappers import merge
+
+    a, b = tiny["a"], tiny["b"]
+    model = f"{a}+merge:method=linear,sources={a};{b}"
+    _, first = _build(model)
+    assert first.applied[0][1].info["from_cache"] is False
+    (cached,) = (cache_dir() / "merges").glob("*.safetensors")
+    facts = json.loads(cached.with_name(cached.name + ".json").read_text())
+    assert facts["weights_sha256"] == merge.fresh_sha256(cached)
+
+    before = cached.stat()
+    with open(cached, "r+b") as f:  # noise in the weights, the size kept and the mtime put back
+        f.seek(before.st_size // 2)
+        f.write(b"\xff" * 64)
+    os.utime(cached, ns=(before.st_atime_ns, before.st_mtime_ns))
+    capsys.readouterr()
+    _, again = _build(model)
+    assert again.applied[0][1].info["from_cache"] is False
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("harness:")]  # not the loaders' progress
+    assert len(said) == 1 and said[0].endswith("its weights differ from their recorded sha256; merged again"), said
+    for name, parameter in again.model.named_parameters():
+        assert torch.equal(parameter, dict(first.model.named_parameters())[name]), name
+    _, third = _build(model)
+    assert third.applied[0][1].info["from_cache"] is True
+
+    monkeypatch.setattr(merge, "code_digest", lambda *modules: "other code")
+    _, edited = _build(model)
+    assert edited.applied[0][1].info["from_cache"] is False  # other merge code: not the cached weights

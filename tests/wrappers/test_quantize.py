@@ -379,6 +379,27 @@ def test_taylor_budget_choice_respects_the_budget_is_optimal_deterministic_and_c
     assert QUANTIZE.apply(other, ByteTokenizer(), QUANTIZE.resolve(params)).info["sensitivity_cached"] is False
 
 
+def test_cached_scores_are_keyed_by_the_scoring_code_and_an_edited_entry_is_scored_again(calibration, tmp_path, monkeypatch, capsys):
+    from harness.wrappers import _sensitivity
+
+    params = QUANTIZE.resolve({"bits": "4/8", "budget": "6", "score": "pruning"})
+    first = QUANTIZE.apply(tiny(layers=3), ByteTokenizer(), params).info
+    (entry,) = (tmp_path / "cache" / "quantize").glob("*.json")
+    content = json.loads(entry.read_text())
+    assert content["key"]["code"] == _sensitivity.code_digest("harness.wrappers._sensitivity") and "torch" in content["key"]["libraries"]
+    content["scores"][0] += 5.0  # a plausible edited score
+    entry.write_text(json.dumps(content))
+    capsys.readouterr()
+    again = QUANTIZE.apply(tiny(layers=3), ByteTokenizer(), params).info
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "its content does not match its sha256; scored again" in err, err
+    assert again["sensitivity_cached"] is False and again["sensitivity"] == pytest.approx(first["sensitivity"])
+    assert QUANTIZE.apply(tiny(layers=3), ByteTokenizer(), params).info["sensitivity_cached"] is True
+
+    monkeypatch.setattr(_sensitivity, "code_digest", lambda *modules: "other code")
+    assert QUANTIZE.apply(tiny(layers=3), ByteTokenizer(), params).info["sensitivity_cached"] is False
+
+
 def test_pruning_score_is_the_perplexity_change_of_pruning_only_that_layer(calibration):
     model = tiny(layers=3)
     info = QUANTIZE.apply(model, ByteTokenizer(), QUANTIZE.resolve({"bits": "4/8", "budget": "6", "score": "pruning"})).info

@@ -1,11 +1,15 @@
 """Build an expert from its recipe (harness.models.experts.recipes) into a model folder in the cache.
 
-`ensure_built(recipe)` returns `$HARNESS_CACHE_DIR/experts/<name>-<recipe hash>/`, fine-tuning it
-first if it is not there: an ordinary Hugging Face folder (config, safetensors, tokenizer) plus
-`build.json` (the recipe and its hash, the training data's sha256 and the disjointness check's
-figures, the loss on held-out examples before and after, the seconds it took, the weights' sha256).
-The folder is assembled aside and renamed into place whole, and `build.json` is its last file: a
-killed build leaves a hidden staging folder, never one that looks finished.
+`ensure_built(recipe, base)` returns `$HARNESS_CACHE_DIR/experts/<name>-<key hash>/`, fine-tuning it
+first if it is not there, the key being everything the weights depend on (`cache_key`: the recipe,
+the base's weights, the training data's sha256s, the source digest of this module and what it
+imports, the library versions). The folder is an ordinary Hugging Face folder (config,
+safetensors, tokenizer) plus `build.json` (the recipe and its hash, the key, the training data's
+sha256 and the disjointness check's figures, the loss on held-out examples before and after, the
+seconds it took, the weights' sha256, and the manifest of every other file, checked on each use: a
+folder that fails is reported in one line and built again). The folder is assembled aside and
+renamed into place whole, and `build.json` is its last file: a killed build leaves a hidden
+staging folder, never one that looks finished; two processes asking at once build it once.
 """
 
 from __future__ import annotations
@@ -20,35 +24,58 @@ from typing import Any
 
 from tqdm import tqdm
 
+from harness._util.code import code_digest, library_versions
 from harness._util.environ import scoped_environ
-from harness._util.files import atomic_write_text, build_dir, sha256_file
+from harness._util.files import build_verified, folder_problem, key_name, sha256_file, write_facts
 from harness._util.paths import cache_dir
 from harness.models.experts.recipes import ExpertRecipe
-from harness.models.experts.skills import SKILLS, Example
+from harness.models.experts.skills import SKILLS, Example, data_sha256s
 from harness.models.loading import load_model
 from harness.models.sources import ResolvedModel
 from harness.tasks import data
 
 BUILD_FILE = "build.json"
+BUILDER = "harness.models.experts.build"
+"""The module whose source (with what it imports: the skills, the loader) keys every expert."""
 
 
-def built_folder(recipe: ExpertRecipe) -> Path:
-    return cache_dir() / "experts" / recipe.folder_name()
+def cache_key(recipe: ExpertRecipe, base: ResolvedModel) -> dict[str, Any]:
+    """Everything an expert's weights depend on (its training data found through $HARNESS_DATA_DIR)."""
+    return {
+        "name": recipe.name,
+        "recipe": {k: v for k, v in asdict(recipe).items() if k != "base"},  # the base by its weights, not its name or path
+        "base": base.weights_sha256,
+        "data": data_sha256s(recipe.skill),
+        "code": code_digest(BUILDER),
+        "libraries": library_versions(),
+    }
 
 
-def is_built(recipe: ExpertRecipe) -> bool:
-    return (built_folder(recipe) / BUILD_FILE).is_file()
+def built_folder(recipe: ExpertRecipe, base: ResolvedModel) -> Path:
+    return cache_dir() / "experts" / key_name(cache_key(recipe, base))
+
+
+def built_problem(folder: Path, full: bool = False) -> str | None:
+    """None when a built expert's folder is whole (build.json's manifest; see harness._util.files.folder_problem)."""
+    return folder_problem(folder, BUILD_FILE, full)
+
+
+def is_built(recipe: ExpertRecipe, base: ResolvedModel) -> bool:
+    return built_problem(built_folder(recipe, base)) is None
 
 
 def ensure_built(recipe: ExpertRecipe, base: ResolvedModel, data_dir: Path | None = None) -> Path:
     """The recipe's model folder, fine-tuned from `base` (the recipe's base, resolved by the
-    caller) now if it is missing, on training data from `data_dir` (None: $HARNESS_DATA_DIR)."""
-    folder = built_folder(recipe)
-    if is_built(recipe):
-        return folder
-    print(f"harness: building the {recipe.name} expert once ({recipe.steps} steps, CPU minutes)", file=sys.stderr)
+    caller) now if it is missing or fails its check, on training data from `data_dir` (None:
+    $HARNESS_DATA_DIR)."""
+
+    def write(staging: Path) -> None:
+        print(f"harness: building the {recipe.name} expert once ({recipe.steps} steps, CPU minutes)", file=sys.stderr)
+        build(recipe, base, staging)
+
     with scoped_environ({data.DATA_DIR_ENV: str(data_dir) if data_dir is not None else None}):  # the training data is found through it
-        build_dir(folder, lambda staging: build(recipe, base, staging))
+        folder = built_folder(recipe, base)
+        build_verified(folder, write, built_problem, f"expert {recipe.name}")
     return folder
 
 
@@ -187,8 +214,7 @@ def _train(recipe: ExpertRecipe, training: Any, resolved: Any, model: Any, token
         "seconds": round(time.perf_counter() - started, 1),
         "weights_sha256": {p.name: sha256_file(p) for p in sorted(out.glob("*.safetensors"))},
     }
-    atomic_write_text(out / BUILD_FILE, json.dumps(facts, indent=2, ensure_ascii=False) + "\n")
-    return facts
+    return write_facts(out, BUILD_FILE, facts, cache_key(recipe, resolved))
 
 
 def read_build(folder: Path) -> dict[str, Any]:

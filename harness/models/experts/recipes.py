@@ -1,4 +1,4 @@
-"""The experts' recipes: every choice that decides an expert's weights, hashed into its identity.
+"""The experts' recipes: every choice of an expert's own that decides its weights, hashed into its identity.
 
 An expert is a short, seeded fine-tune of a base (the embedded default) on one skill
 (harness.models.experts.skills): every weight but the input embeddings (tied to the LM head in SmolLM2),
@@ -17,8 +17,6 @@ from harness.models.catalog import DEFAULT_MODEL
 
 EXPERT_PREFIX = "expert:"
 """How a model string names an expert: `expert:NAME`."""
-
-VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -47,10 +45,9 @@ class ExpertRecipe:
     """Examples kept aside from training: build.json reports their loss before and after."""
 
     def identity(self) -> str:
-        return sha256_json({"recipe": asdict(self), "version": VERSION})
-
-    def folder_name(self) -> str:
-        return f"{self.name}-{self.identity()[:16]}"
+        """sha256 of the recipe alone; the built folder's key adds the base's weights, the training
+        data, the builder's code and the library versions (harness.models.experts.build.cache_key)."""
+        return sha256_json({"recipe": asdict(self)})
 
 
 EXPERTS: Registry[ExpertRecipe] = Registry("expert")

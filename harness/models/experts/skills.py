@@ -66,13 +66,30 @@ class TrainingSet:
         return sha256_json([[e.prompt, e.target] for e in self.examples])
 
 
+SKILL_FILES: dict[str, tuple[str, ...]] = {
+    "arithmetic": tuple(f"arithmetic/{name}.jsonl" for name in ARITHMETIC_FILES),
+    "xcopa": tuple(
+        f"multilingual/xcopa/data/{language}/{split}.{language}.jsonl" for language in XCOPA_LANGUAGES for split in ("val", "test")
+    ),
+}
+"""The data files (paths in the data directory) each skill's training set reads."""
+
+
+def data_sha256s(skill: str) -> dict[str, str]:
+    """The sha256 of each data file `skill` reads (they key the expert's folder)."""
+    return {relative: sha256_file(_data_path(relative)) for relative in SKILL_FILES[skill]}
+
+
 def _data_path(relative: str) -> Path:
     directory = data.data_dir()
     if directory is None:
-        raise HarnessError(f"building an expert needs the data directory (--data-dir or $HARNESS_DATA_DIR) for {relative}")
+        raise HarnessError(
+            f"an expert is built from, and keyed by, its training data: give the data directory"
+            f" (--data-dir or $HARNESS_DATA_DIR) for {relative}"
+        )
     path = directory / relative
     if not path.is_file():
-        raise HarnessError(f"building an expert needs {relative}, not found in the data directory {directory}")
+        raise HarnessError(f"an expert is built from, and keyed by, its training data: {relative} is not in the data directory {directory}")
     return path
 
 
@@ -112,7 +129,7 @@ _ARITHMETIC_KINDS = (
 
 
 def arithmetic(count: int, seed: int) -> TrainingSet:
-    files = {f"arithmetic/{name}.jsonl": _data_path(f"arithmetic/{name}.jsonl") for name in ARITHMETIC_FILES}
+    files = {relative: _data_path(relative) for relative in SKILL_FILES["arithmetic"]}
     evaluation = {row["context"] for path in files.values() for row in _jsonl(path)}
     rng = random.Random(seed)
     examples: list[Example] = []

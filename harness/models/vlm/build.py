@@ -1,17 +1,20 @@
 """Build the offline VLM from its recipe (harness.models.vlm.recipe) into a model folder in the cache.
 
-`ensure_built(recipe)` returns `$HARNESS_CACHE_DIR/vlm/<name>-<recipe hash>/`, training it first if
-it is not there (minutes, once): an ordinary Hugging Face LLaVA folder (config, safetensors,
-processor) plus `build.json`, the recipe with its hash, the training data's identity (the
-easy-vqa package's train questions, by sha256), what each stage took and measured, and the
-sha256 of the weights written. The folder is assembled aside and renamed into place whole.
+`ensure_built(recipe, language_model)` returns `$HARNESS_CACHE_DIR/vlm/<name>-<key hash>/`, training it
+first if it is not there (minutes, once), the key being everything the weights depend on
+(`cache_key`: the recipe, the language model's weights, the train questions' sha256, the source
+digest of this module and what it imports, the library versions): an ordinary Hugging Face LLaVA
+folder (config, safetensors, processor) plus `build.json`, the recipe with its hash, the key, the
+training data's identity (the easy-vqa package's train questions, by sha256), what each stage took
+and measured, the sha256 of the weights written and the manifest of every other file, checked on
+each use (a folder that fails is reported in one line and built again). The folder is assembled
+aside and renamed into place whole; two processes asking at once build it once.
 
 `python -m harness.models.vlm.build` builds (or finds) the default recipe's model and prints its folder.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from dataclasses import asdict
@@ -25,12 +28,13 @@ import torch.nn.functional as F
 from PIL import Image
 from tqdm import tqdm
 
-from harness._util.files import atomic_write_text, build_dir, sha256_file
+from harness._util.code import code_digest, library_versions
+from harness._util.files import build_verified, folder_problem, key_name, sha256_file, write_facts
 from harness._util.paths import cache_dir
 from harness.errors import HarnessError
 from harness.models.loading import LoadedModel, load_model
 from harness.models.sources import ResolvedModel
-from harness.models.vlm.recipe import IMAGE_TOKEN, PROMPT, VLMRecipe
+from harness.models.vlm.recipe import BUILD_FILE, IMAGE_TOKEN, PROMPT, VLMRecipe
 from harness.models.vlm.trainset import COLORS, SHAPES, Question, TrainSplit, attribute_labels, train_split
 
 if TYPE_CHECKING:
@@ -40,18 +44,43 @@ ANSWERS = (*SHAPES, *COLORS, "yes", "no")
 _KINDS = ("shape", "color", "yes/no")
 
 
-def built_folder(recipe: VLMRecipe) -> Path:
-    return cache_dir() / "vlm" / recipe.folder_name()
+BUILDER = "harness.models.vlm.build"
+"""The module whose source (with what it imports: the tower, the train split, the loader) keys the VLM."""
+
+
+def cache_key(recipe: VLMRecipe, language_model: ResolvedModel) -> dict[str, Any]:
+    """Everything the VLM's weights depend on."""
+    return {
+        "name": recipe.name,
+        "recipe": {k: v for k, v in asdict(recipe).items() if k != "language_model"},  # by its weights, not its name or path
+        "prompt": PROMPT,
+        "image_token": IMAGE_TOKEN,
+        "language_model": language_model.weights_sha256,
+        "data": train_split().questions_sha256,
+        "code": code_digest(BUILDER),
+        "libraries": library_versions(),
+    }
+
+
+def built_folder(recipe: VLMRecipe, language_model: ResolvedModel) -> Path:
+    return cache_dir() / "vlm" / key_name(cache_key(recipe, language_model))
+
+
+def built_problem(folder: Path, full: bool = False) -> str | None:
+    """None when a built VLM's folder is whole (build.json's manifest; see harness._util.files.folder_problem)."""
+    return folder_problem(folder, BUILD_FILE, full)
 
 
 def ensure_built(recipe: VLMRecipe, language_model: ResolvedModel) -> Path:
     """The recipe's model folder, built on `language_model` (the recipe's, resolved by the
-    caller) now if it is missing."""
-    folder = built_folder(recipe)
-    if (folder / "build.json").is_file():
-        return folder
-    print(f"harness: building the offline VLM {recipe.name} once (CPU minutes: 23 on a busy 2-core machine)", file=sys.stderr)
-    build_dir(folder, lambda staging: build(recipe, language_model, staging))
+    caller) now if it is missing or fails its check."""
+
+    def write(staging: Path) -> None:
+        print(f"harness: building the offline VLM {recipe.name} once (CPU minutes: 23 on a busy 2-core machine)", file=sys.stderr)
+        build(recipe, language_model, staging)
+
+    folder = built_folder(recipe, language_model)
+    build_verified(folder, write, built_problem, f"VLM {recipe.name}")
     return folder
 
 
@@ -95,8 +124,7 @@ def build(recipe: VLMRecipe, language_model: ResolvedModel, out: Path, validatio
         "seconds": round(time.perf_counter() - started, 1),
         "weights_sha256": {p.name: sha256_file(p) for p in sorted(out.glob("*.safetensors"))},
     }
-    atomic_write_text(out / "build.json", json.dumps(facts, indent=2) + "\n")
-    return facts
+    return write_facts(out, BUILD_FILE, facts, cache_key(recipe, resolved))
 
 
 class _Images:

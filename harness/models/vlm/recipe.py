@@ -11,9 +11,9 @@ exactly the embedded default, frozen. Two stages, both on easy-VQA's train split
    model's cross-entropy on the answer (and the newline after it) after the task's own prompt.
 
 The same recipe gives the same weights on the same machine and torch thread count (seeded,
-deterministic CPU kernels; float sums follow the thread count);
-its hash names the model's folder in the cache, and the folder's weight hash is the model's
-identity like any other base's.
+deterministic CPU kernels; float sums follow the thread count); its hash, with what else the weights
+depend on (harness.models.vlm.build.cache_key), names the model's folder in the cache, and the
+folder's weight hash is the model's identity like any other base's.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from harness.models.catalog import DEFAULT_MODEL
 # format that chat and harness's prompts never use, marks the image positions instead: LLaVA writes
 # the image features there, so its embedding is never read.
 IMAGE_TOKEN = "<empty_output>"
+BUILD_FILE = "build.json"
+"""The built folder's facts file: the recipe, the key, what the build measured, the manifest."""
 PROMPT = "<image>\nQuestion: {question}\nAnswer:"
 """The easy_vqa tasks' prompt (tasks/vqa): the projector learns the task as it is asked."""
 
@@ -59,10 +61,9 @@ class VLMRecipe:
     units (docs/vlm.md); the saved model computes in float32."""
 
     def identity(self) -> str:
+        """sha256 of the recipe alone; the built folder's key adds the language model's weights, the
+        training data, the builder's code and the library versions (harness.models.vlm.build.cache_key)."""
         return sha256_json({"recipe": asdict(self), "prompt": PROMPT, "image_token": IMAGE_TOKEN})
-
-    def folder_name(self) -> str:
-        return f"{self.name}-{self.identity()[:16]}"
 
 
 DEFAULT_RECIPE = VLMRecipe()
