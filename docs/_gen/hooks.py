@@ -89,11 +89,17 @@ def _command_section(path: str, summary: str, parser: argparse.ArgumentParser) -
     if summary:
         lines += [summary[0].upper() + summary[1:] + ".", ""]
     lines += ["```text", _usage(parser), "```", ""]
-    arguments = [a for a in parser._actions if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction))]
+    arguments = [
+        a
+        for a in parser._actions
+        if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and a.help != argparse.SUPPRESS  # lm-eval's spellings
+    ]
     if arguments:
         lines += ["| argument | meaning | default | notes |", "|---|---|---|---|"]
         lines += [_argument_row(a) for a in arguments]
         lines.append("")
+    if parser.epilog:
+        lines += [parser.epilog, ""]
     children = _subcommands(parser)
     if children:
         lines += ["Subcommands: " + ", ".join(f"[`{path} {name}`](#{_anchor(f'{path} {name}')})" for name, _, _ in children) + ".", ""]

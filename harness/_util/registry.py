@@ -6,6 +6,7 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from harness._util import plugins
 from harness.errors import HarnessError
 
 T = TypeVar("T")
@@ -24,17 +25,23 @@ class Registry(Generic[T]):
 
     `populate`, if given, is called once before the first lookup (not before `register`): it
     imports the modules that register the built-in objects, so a registry is lazy as lm-eval's is.
+    `plugins`, an entry-point group (harness._util.plugins), is loaded then too, after them.
     """
 
-    def __init__(self, kind: str, populate: Callable[[], None] | None = None) -> None:
+    def __init__(self, kind: str, populate: Callable[[], None] | None = None, plugins: str | None = None) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
         self._populate = populate
+        self._plugins = plugins
+        self._filling = populate is not None or plugins is not None
 
     def _filled(self) -> dict[str, T]:
-        if self._populate is not None:
-            populate, self._populate = self._populate, None
-            populate()
+        if self._filling:
+            self._filling = False  # first: a plugin that looks a name up while it loads sees what is there
+            if self._populate is not None:
+                self._populate()
+            if self._plugins is not None:
+                plugins.load_plugins(self._plugins)
         return self._items
 
     def register(self, name: str, obj: T) -> T:
@@ -48,7 +55,9 @@ class Registry(Generic[T]):
         try:
             return items[name]
         except KeyError:
-            raise HarnessError(f"unknown {self.kind} {name!r}{did_you_mean(name, list(items))}") from None
+            broken = plugins.failures(self._plugins) if self._plugins is not None else []
+            why = f"; {'; '.join(broken)}" if broken else ""
+            raise HarnessError(f"unknown {self.kind} {name!r}{did_you_mean(name, list(items))}{why}") from None
 
     def names(self) -> list[str]:
         return list(self._filled())

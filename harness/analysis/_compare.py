@@ -382,16 +382,24 @@ class Summary:
     sweeps: tuple[_curves.Sweep, ...]
     fronts: tuple[_curves.Front, ...]
 
+    def table(self, subtasks: bool = False) -> str:
+        """What `harness compare` prints (`subtasks`: the tasks inside groups too)."""
+        return format_table(self, subtasks)
+
+    def to_json(self) -> Any:
+        """What `harness compare --output json` prints, as plain JSON values."""
+        return to_json(self)
+
 
 def summarize(
-    paths: Sequence[str | Path],
+    paths: Sequence[str | Path | Run],
     seed: int = DEFAULT_SEED,
     resamples: int = DEFAULT_RESAMPLES,
     confidence: float = DEFAULT_CONFIDENCE,
     pareto: Sequence[str] = (),
 ) -> Summary:
     check_bootstrap(seed, resamples, confidence)
-    runs = [load_run(p) for p in paths]
+    runs = [p if isinstance(p, Run) else load_run(p) for p in paths]
     axes = [(run, _curves.parse_pareto(run, text)) for run in runs for text in pareto]
     return Summary(
         comparison=compare(runs, seed, resamples, confidence),

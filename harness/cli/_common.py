@@ -30,18 +30,46 @@ def command(sub: Subcommands, name: str, handler: Handler, **kwargs: Any) -> arg
 
 def add_option(parser: argparse.ArgumentParser, setting: Option, default: Any = None) -> None:
     """A run setting as a flag. `default` is what the command sees when the flag is not given
-    (`harness eval` leaves None, so a --config value or the spec's default applies)."""
+    (`harness eval` leaves None, so a --config value or the spec's default applies). A setting whose
+    name has an underscore is also accepted as lm-eval spells its flags (`--num_fewshot`), an alias
+    left out of the options the help lists (`add_lm_eval_flags` says so below them)."""
+    _add_flag(parser, setting.flag, setting, default, setting.help)
+    if "_" in setting.name:
+        _add_flag(parser, f"--{setting.name}", setting, argparse.SUPPRESS, argparse.SUPPRESS)
+
+
+def _add_flag(parser: argparse.ArgumentParser, flag: str, setting: Option, default: Any, help: str) -> None:
     if setting.switch:
-        parser.add_argument(setting.flag, dest=setting.name, action="store_true", default=default, help=setting.help)
+        parser.add_argument(flag, dest=setting.name, action="store_true", default=default, help=help)
     else:
         parser.add_argument(
-            setting.flag,
+            flag,
             dest=setting.name,
             action="append" if setting.repeatable else "store",
             choices=list(setting.choices) or None,
             default=default,
-            help=setting.help,
+            help=help,
         )
+
+
+LM_EVAL_RENAMED = {"--output_path": "output_dir"}
+"""lm-eval's flags that harness names otherwise: lm-eval flag -> harness option."""
+LM_EVAL_NO_OP = "--log_samples"
+"""lm-eval's flag for what harness always does (every run keeps its sample logs)."""
+
+
+def add_lm_eval_flags(parser: argparse.ArgumentParser) -> None:
+    """After the run options: lm-eval's spellings that are not an option's underscore alias
+    (LM_EVAL_RENAMED, LM_EVAL_NO_OP), and a word on all of them in the help."""
+    for flag, name in LM_EVAL_RENAMED.items():
+        parser.add_argument(flag, dest=name, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parser.add_argument(LM_EVAL_NO_OP, dest="lm_eval_log_samples", action="store_true", help=argparse.SUPPRESS)
+    renamed = ", ".join(f"{flag} is --{name.replace('_', '-')}" for flag, name in LM_EVAL_RENAMED.items())
+    parser.epilog = (
+        "Options are also accepted as lm-eval spells its flags, with underscores (--num_fewshot, --batch_size);"
+        f" lm-eval's {renamed}, and {LM_EVAL_NO_OP} is accepted and changes nothing (harness always keeps every"
+        " document's sample log)."
+    )
 
 
 def add_data_dir(parser: argparse.ArgumentParser, help: str | None = None) -> None:

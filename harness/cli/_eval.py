@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from harness.cli._common import add_option, add_output, command
+from harness.cli._common import add_lm_eval_flags, add_option, add_output, command
 from harness.spec import DEFAULT_SHARD_SIZE, FIELDS, OPTIONS
 from harness.spec._options import SWEEP_CONFIRM
 
@@ -19,6 +19,7 @@ def add_parser(sub: Subcommands) -> None:
     parser = command(sub, "eval", run, help="evaluate models on tasks into a run record")
     for setting in OPTIONS:
         add_option(parser, setting)
+    add_lm_eval_flags(parser)
     parser.add_argument("--config", help="YAML file with the same fields; flags override it")
     parser.add_argument("--yes", action="store_true", help=f"run sweeps that make more than {SWEEP_CONFIRM} variants")
     add_output(parser, help="what to print at the end")

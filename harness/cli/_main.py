@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
+from harness._util.versions import version_of
 from harness.cli import _cache, _compare, _eval, _experts, _export, _fit, _leaderboard, _models, _neurons, _report, _reproduce, _tasks
 from harness.errors import HarnessError
 
@@ -34,10 +35,15 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Evaluate language models and their variants.")
+    parser.add_argument("--version", action="version", version=version_line(), help="print harness's and lm-eval's versions")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
     return parser
+
+
+def version_line() -> str:
+    return f"harness {version_of('harness')} (lm-eval {version_of('lm-eval')})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,7 +27,9 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     print(tabulate(rows, headers=["model", "source", "license", "description"], maxcolwidths=[None, None, None, 70]))
     print("\nAlso accepted: hf:ORG/NAME[@REVISION], a local model folder (safetensors), a .gguf file.")
     print("\nWrappers (BASE+WRAPPER:key=value,...; `|` in a value sweeps):")
-    wrappers = [(name, w.doc, "\n".join(p.describe() for p in w.params)) for name, w in WRAPPERS]
+    wrappers = [
+        (name if w.plugin is None else f"{name}\n({w.plugin})", w.doc, "\n".join(p.describe() for p in w.params)) for name, w in WRAPPERS
+    ]
     print(tabulate(wrappers, headers=["wrapper", "what it does", "parameters: type [range] = default"], maxcolwidths=[None, 40, 80]))
     names = [f"{name} (default)" if name == DEFAULT_SCORER else name for name in SCORERS.names()]
     print(f"\nToxicity scorers (--scorer; docs/scorers.md): {', '.join(names)}")

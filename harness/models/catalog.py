@@ -1,4 +1,8 @@
-"""Named models: what `--model NAME` means for a name that is not a path or an `hf:` id."""
+"""Named models: what `--model NAME` means for a name that is not a path or an `hf:` id.
+
+A user's package names its own models with `register_model` (public as `harness.register_model`),
+found through the entry-point group `harness.models` when the catalog is first used (docs/api.md).
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,13 @@ class HubRepo:
 
 
 @dataclass(frozen=True)
+class LocalModel:
+    """A model folder (safetensors) or `.gguf` file on this machine, named (`~` is expanded)."""
+
+    path: str
+
+
+@dataclass(frozen=True)
 class BuiltVLM:
     """A vision-language model that harness trains from a named recipe (harness.models.vlm.recipe) on
     first use and keeps in the cache (works offline)."""
@@ -43,16 +54,25 @@ class BuiltVLM:
 @dataclass(frozen=True)
 class CatalogEntry:
     name: str
-    source: PackagedGGUF | ChunkedGGUF | HubRepo | BuiltVLM
+    source: PackagedGGUF | ChunkedGGUF | HubRepo | LocalModel | BuiltVLM
     description: str
     license: str
 
 
-CATALOG: Registry[CatalogEntry] = Registry("model")
+CATALOG: Registry[CatalogEntry] = Registry("model", plugins="harness.models")
 
 
 def _add(entry: CatalogEntry) -> None:
     CATALOG.register(entry.name, entry)
+
+
+def register_model(name: str, source: PackagedGGUF | ChunkedGGUF | HubRepo | LocalModel, *, description: str, license: str) -> None:
+    """Name a model for `--model NAME`: a GGUF in a package (`PackagedGGUF`), a hub repository
+    (`HubRepo`) or a folder or file on this machine (`LocalModel`). Its identity is its weights'
+    sha256, as for every base (a second registration of a name is an error)."""
+    if "+" in name or name.startswith(("hf:", "expert:")) or not name.strip():
+        raise ValueError(f"model name {name!r}: a name is not empty and has no '+' and no hf: or expert: prefix")
+    _add(CatalogEntry(name, source, description, license))
 
 
 DEFAULT_MODEL = "smollm2-135m-instruct"

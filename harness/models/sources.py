@@ -20,7 +20,7 @@ from harness._util.files import sha256_file, sha256_json
 from harness._util.paths import cache_dir, user_path
 from harness._util.registry import did_you_mean
 from harness.errors import HarnessError
-from harness.models.catalog import CATALOG, ChunkedGGUF, HubRepo, PackagedGGUF
+from harness.models.catalog import CATALOG, ChunkedGGUF, HubRepo, LocalModel, PackagedGGUF
 from harness.models.experts import EXPERT_PREFIX, EXPERTS
 
 HUB_PREFIX = "hf:"
@@ -77,15 +77,22 @@ def locate(name: str) -> ResolvedModel:
             return _chunked_gguf(name, source)
         if isinstance(source, HubRepo):
             return _hub(name, source)
+        if isinstance(source, LocalModel):
+            return _local(name, user_path(source.path).resolve())
         raise HarnessError(f"model {name!r} is built by harness, not located (harness.models.resolve)")
     if name.startswith(EXPERT_PREFIX):
         raise HarnessError(f"model {name!r} is built by harness, not located (harness.models.resolve)")
     if name.startswith(HUB_PREFIX):
         repo, _, revision = name[len(HUB_PREFIX) :].partition("@")
         return _hub(name, HubRepo(repo, revision or "main"))
-    path = user_path(name).resolve()
-    if path.is_file():
+    return _local(name, user_path(name).resolve())
+
+
+def _local(name: str, path: Path) -> ResolvedModel:
+    if path.is_file() and path.suffix == ".gguf":
         return ResolvedModel(name, "gguf", path, "local", sha256_file(path))
+    if not path.is_dir():
+        raise HarnessError(f"model {name!r}: {path} is neither a model folder nor a .gguf file")
     return folder_model(name, path, "local")
 
 

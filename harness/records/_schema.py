@@ -16,12 +16,12 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from harness._util.files import atomic_write_text, sha256_json
 from harness.records._formats import Identity, SafeName, SamplesFile, Sha256, Timestamp
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 
 SampleMode = Literal["public", "full"]
 """`public`: document ids, hashes, scores and model outputs only (what may be committed: the datasets
@@ -51,6 +51,17 @@ class WrapperRecord(_Frozen):
     `bits=4,group=0` are one variant when 0 is the default)."""
     artifacts: dict[str, str] = Field(default_factory=dict)
     """Artifact name -> sha256 (steering vectors, calibration data, merge sources)."""
+    plugin: str | None = None
+    """A wrapper not of harness: `NAME==VERSION` of the distribution that registered it (a plugin),
+    else the module it was defined in (schema 1.5). None for harness's own, and then left out of
+    the record, so their records, identities and everything made from them are as before."""
+
+    @model_serializer(mode="wrap")
+    def _plugin_when_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("plugin") is None:
+            dumped.pop("plugin", None)
+        return dumped
 
 
 class InterventionRecord(_Frozen):

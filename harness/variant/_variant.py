@@ -1,8 +1,9 @@
 """Variant: a base model with its wrappers, identified before it is ever loaded.
 
 The identity (sha256 of the intervention record) is known from the weight hash, the wrapper
-parameters and the sha256 of their artifacts alone, so cached results can be found, and a finished
-run replayed, without building the model at all (a fitted artifact is fitted once, then cached).
+parameters, the sha256 of their artifacts and, for a plugin's wrapper, the plugin's name and
+version alone, so cached results can be found, and a finished run replayed, without building the
+model at all (a fitted artifact is fitted once, then cached).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ class Variant:
                     name=name,
                     params={k: canonical_text(v) for k, v in params.items() if k != ARTIFACT_PARAM},
                     artifacts=artifacts,
+                    plugin=definition.plugin,
                 )
             )
             stages.append(InterventionRecord(base=self._base_identity, wrappers=tuple(records)))

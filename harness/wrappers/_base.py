@@ -1,7 +1,9 @@
-"""Wrapper types and their registry: what a family module declares with `@register_wrapper`.
+"""Wrapper types and their registry: what a family module, or a user's plugin, declares with
+`@register_wrapper` (public as `harness.register_wrapper`).
 
-The registry fills itself on first use by importing the families (harness.wrappers.FAMILIES), so
-importing a family (or this module) never imports the others.
+The registry fills itself on first use by importing the families (harness.wrappers.FAMILIES) and
+then the plugins of the entry-point group `harness.wrappers` (harness._util.plugins), so importing a
+family (or this module) never imports the others.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from harness._util.plugins import distribution_of
 from harness._util.registry import Registry
 from harness.wrappers._fitting import ARTIFACT_PARAM, FitFn
 from harness.wrappers._params import Param, resolve
@@ -82,6 +85,9 @@ class WrapperDef:
     model_check: ModelCheck | None = None
     """Checks against the model and device, before the model loads (its shape is read from its
     files); `apply` checks the same on the loaded model."""
+    plugin: str | None = None
+    """Where the wrapper comes from when not from harness (harness._util.plugins.distribution_of):
+    it enters the wrapper's record, so a variant's identity names the plugin."""
 
     def resolve(self, given: dict[str, str]) -> dict[str, Any]:
         values = resolve(self.name, self.params, given)
@@ -104,7 +110,7 @@ def _import_families() -> None:
         importlib.import_module(f"harness.wrappers.{family}")
 
 
-WRAPPERS: Registry[WrapperDef] = Registry("wrapper", populate=_import_families)
+WRAPPERS: Registry[WrapperDef] = Registry("wrapper", populate=_import_families, plugins="harness.wrappers")
 
 
 def register_wrapper(
@@ -117,12 +123,20 @@ def register_wrapper(
     fitter: Fitter | None = None,
     model_check: ModelCheck | None = None,
 ) -> Callable[[ApplyFn], ApplyFn]:
-    """Register `apply` as the wrapper `name` (a second registration of a name is an error)."""
+    """Register `apply` as the wrapper `name`, usable in a model string as `BASE+name:key=value,...`
+    (a second registration of a name is an error).
+
+    `doc`: one line for `harness models`; `params`: the typed parameters (`Param`), each checked and
+    given its default before any model loads; `apply(model, tokenizer, params) -> Applied` changes the
+    model, a private copy, in place. `check` checks across parameters, `artifacts` names the files the
+    parameters point at (name -> sha256, part of the variant's identity), `fitter` fits an artifact,
+    `model_check` checks the parameters against the model's shape before it loads (docs/api.md)."""
     if fitter is not None:
         params = (*params, Param(ARTIFACT_PARAM, str, None, "a fitted artifact from `harness fit`; none: fit on first use (cached)"))
 
     def decorate(apply: ApplyFn) -> ApplyFn:
-        WRAPPERS.register(name, WrapperDef(name, doc, params, apply, check, artifacts, fitter, model_check))
+        plugin = distribution_of(apply.__module__)
+        WRAPPERS.register(name, WrapperDef(name, doc, params, apply, check, artifacts, fitter, model_check, plugin))
         return apply
 
     return decorate

@@ -37,6 +37,24 @@ def test_identity_uses_resolved_parameters():
     assert identity(f"{BASE}+quantize:bits=4+exit:layer=10") != identity(f"{BASE}+exit:layer=10+quantize:bits=4")
 
 
+def test_the_plugin_of_a_wrapper_is_part_of_the_identity(monkeypatch):
+    """Two plugins that register the same wrapper name make two variants, whose records name them."""
+    from harness.models import resolve_model
+    from harness.variant._variant import Variant
+    from harness.wrappers import Param, WrapperDef
+
+    base = resolve_model(BASE)
+    params = (Param("factor", float, 1.0, "a factor"),)
+    identities = set()
+    for plugin in ("harness-scale==1.0", "other-scale==1.0", None):
+        monkeypatch.setitem(WRAPPERS._filled(), "scale", WrapperDef("scale", "scales", params, lambda *a: None, plugin=plugin))
+        variant = Variant(VariantSpec.parse(f"{BASE}+scale:factor=0.5"), base)
+        (wrapper,) = variant.intervention.wrappers
+        assert (wrapper.name, wrapper.params, wrapper.plugin) == ("scale", {"factor": "0.5"}, plugin)
+        identities.add(variant.identity)
+    assert len(identities) == 3
+
+
 def _eval(env: dict[str, str], cache: Path, out: Path, *args: str):
     cache.mkdir(exist_ok=True)
     if not (cache / "models").exists():

