@@ -25,7 +25,8 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 
 
 def test_eval_flags_are_the_options_with_their_help():
-    flags = {a.dest: a for a in _subparser(_parser(), "eval")._actions}
+    actions = _subparser(_parser(), "eval")._actions
+    flags = {a.dest: a for a in actions if a.help != argparse.SUPPRESS}  # lm-eval's underscore aliases are hidden
     for setting in OPTIONS:
         action = flags[setting.name]
         assert action.option_strings == [setting.flag] and action.help == setting.help
