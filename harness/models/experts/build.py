@@ -11,15 +11,14 @@ killed build leaves a hidden staging folder, never one that looks finished.
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from harness._util import log
 from harness._util.environ import scoped_environ
 from harness._util.files import atomic_write_text, build_dir, sha256_file
 from harness._util.paths import cache_dir
@@ -46,7 +45,7 @@ def ensure_built(recipe: ExpertRecipe, base: ResolvedModel, data_dir: Path | Non
     folder = built_folder(recipe)
     if is_built(recipe):
         return folder
-    print(f"harness: building the {recipe.name} expert once ({recipe.steps} steps, CPU minutes)", file=sys.stderr)
+    logging.getLogger(__name__).info(f"building the {recipe.name} expert once ({recipe.steps} steps, CPU minutes)")
     with scoped_environ({data.DATA_DIR_ENV: str(data_dir) if data_dir is not None else None}):  # the training data is found through it
         build_dir(folder, lambda staging: build(recipe, base, staging))
     return folder
@@ -147,7 +146,7 @@ def _train(recipe: ExpertRecipe, training: Any, resolved: Any, model: Any, token
         order = torch.randperm(len(train), generator=generator).tolist()
         model.train()
         began = time.perf_counter()
-        for step in tqdm(range(recipe.steps), desc=f"expert {recipe.name}", unit="step", mininterval=10):
+        for step in log.progress(recipe.steps, f"expert {recipe.name}", "step", iterable=range(recipe.steps), mininterval=10):
             chosen = [train[order[(step * recipe.batch + k) % len(order)]] for k in range(recipe.batch)]
             loss = _loss(model, _batch(tokenizer, chosen), recipe.bf16_autocast)
             optimizer.zero_grad(set_to_none=True)

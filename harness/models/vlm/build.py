@@ -12,7 +12,7 @@ sha256 of the weights written. The folder is assembled aside and renamed into pl
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from dataclasses import asdict
 from importlib.metadata import version
@@ -50,7 +50,7 @@ def ensure_built(recipe: VLMRecipe, language_model: ResolvedModel) -> Path:
     folder = built_folder(recipe)
     if (folder / "build.json").is_file():
         return folder
-    print(f"harness: building the offline VLM {recipe.name} once (CPU minutes: 23 on a busy 2-core machine)", file=sys.stderr)
+    logging.getLogger(__name__).info(f"building the offline VLM {recipe.name} once (CPU minutes: 23 on a busy 2-core machine)")
     build_dir(folder, lambda staging: build(recipe, language_model, staging))
     return folder
 
