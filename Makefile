@@ -1,4 +1,5 @@
-# `make eval`: set up (idempotently) and evaluate the embedded default on the default suite.
+# `make eval`: set up (idempotently) and evaluate the embedded default on the default suite, into
+# runs/ (harness eval's default output folder, which git ignores; results/ holds the committed runs).
 # `make test`: set up (idempotently), build the docs strictly and run the test suite.
 # `make docs`: set up (idempotently) and build the documentation site into site/.
 # `make published`: everything published from the committed runs (reports, leaderboard, docs tables).

@@ -9,8 +9,12 @@ from harness.errors import HarnessError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TASKS_DIR = REPO_ROOT / "tasks"
-DEFAULT_OUTPUT_DIR = Path("results")
-"""Where `harness eval` puts run folders, and where `harness leaderboard build` looks for them."""
+DEFAULT_OUTPUT_DIR = Path("runs")
+"""Where `harness eval` puts run folders: a folder git ignores (.gitignore), so that running harness
+in its checkout leaves the tree clean."""
+REFERENCE_RUNS_DIR = Path("results")
+"""The committed reference runs (`--output-dir results` adds one), where `harness leaderboard build`
+looks for runs by default."""
 DEFAULT_LEADERBOARD_DIR = Path("leaderboard")
 """The leaderboard folder: its releases and its site."""
 

@@ -1,14 +1,16 @@
-"""The end-of-run summary: a table of variant x task x metric, or the same as JSON for scripts."""
+"""The end-of-run summary: a table of variant x task x metric and the commands that read the run
+next, or the same results as JSON for scripts."""
 
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
 
-from harness.records._schema import RunRecord
+from harness.records._schema import InterventionRecord, RunRecord
 
 
 def _rows(record: RunRecord) -> list[dict[str, Any]]:
@@ -43,6 +45,25 @@ def print_table(record: RunRecord, folder: Path) -> None:
     ]
     print(tabulate(rows, headers=["model", "variant", "task", "metric", "value", "stderr", "n"]))
     print(f"\nrecord: {folder / 'record.json'}  ({record.timings.total_seconds:.1f} s)")
+    commands = next_commands(record, folder)
+    width = max(len(command) for command, _ in commands)
+    print("next:")
+    for command, what in commands:
+        print(f"  {command:<{width}}   {what}")
+
+
+def next_commands(record: RunRecord, folder: Path) -> list[tuple[str, str]]:
+    """(command, what it gives) for the run in `folder`: its report, and the paired comparison
+    when the run has a variant to pair with its base (in the run, or, with --no-base, in another)."""
+    run = shlex.quote(str(folder))
+    commands = [(f"harness report {run}", "its reproducibility report (report.md, report.html in the run folder)")]
+    identities = {v.identity for v in record.variants}
+    variants = [v for v in record.variants if v.intervention.wrappers]
+    if any(InterventionRecord(base=v.intervention.base).identity() in identities for v in variants):
+        commands.append((f"harness compare {run}", "each variant against its base, document by document"))
+    elif variants:
+        commands.append((f"harness compare {run} BASE_RUN", "each variant against its base, evaluated in another run"))
+    return commands
 
 
 def print_json(record: RunRecord, folder: Path) -> None:

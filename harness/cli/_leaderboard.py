@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from harness._util.paths import DEFAULT_LEADERBOARD_DIR, DEFAULT_OUTPUT_DIR
+from harness._util.paths import DEFAULT_LEADERBOARD_DIR, REFERENCE_RUNS_DIR
 from harness.cli._common import add_bootstrap, command
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ def add_parser(sub: Subcommands) -> None:
     parser = command(sub, "leaderboard", run, help="versioned leaderboard releases from run records, and their static site")
     board_sub = parser.add_subparsers(dest="leaderboard_command", required=True)
     build = board_sub.add_parser("build", help="build a release (leaderboard/releases/vX.Y.Z/release.json) from run records")
-    build.add_argument("runs", nargs="*", metavar="RUNS", help=f"run folders or folders of runs (default: {DEFAULT_OUTPUT_DIR})")
+    build.add_argument("runs", nargs="*", metavar="RUNS", help=f"run folders or folders of runs (default: {REFERENCE_RUNS_DIR})")
     build.add_argument("--out", default=str(DEFAULT_LEADERBOARD_DIR), help=FOLDER_HELP)
     build.add_argument(
         "--version",
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return 0
     from harness.leaderboard import build_release
 
-    runs = args.runs or [str(DEFAULT_OUTPUT_DIR)]
+    runs = args.runs or [str(REFERENCE_RUNS_DIR)]
     built = build_release(runs, args.out, args.version, args.normalise, args.seed, args.resamples, args.confidence, args.allow_dirty)
     log = built.changelog
     print(f"{built.version} {built.status}: {built.path} ({built.rows} rows, {built.columns} columns)")

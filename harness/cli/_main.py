@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+from harness._util import log
 from harness._util.versions import version_of
 from harness.cli import _cache, _compare, _eval, _experts, _export, _fit, _leaderboard, _models, _neurons, _report, _reproduce, _tasks
 from harness.errors import HarnessError
@@ -27,7 +28,19 @@ COMMANDS = (_eval, _fit, _experts, _neurons, _compare, _report, _reproduce, _exp
 
 class _Parser(argparse.ArgumentParser):
     """argparse's refusals as HarnessError, so they too are one line and exit status 2 (argparse's own
-    print the usage first); subcommand parsers are of this class too (argparse's parser_class)."""
+    print the usage first); subcommand parsers are of this class too (argparse's parser_class), so
+    -q and -v are accepted before or after any command."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        group = self.add_mutually_exclusive_group()
+        # Not given, they set nothing: a subcommand's parser leaves what was given before it.
+        quiet = "only warnings and errors; no progress bars"
+        verbose = "also harness's debug lines, and the libraries' logs and warnings (else only in the run's run.log)"
+        group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=log.QUIET, default=argparse.SUPPRESS, help=quiet)
+        group.add_argument(
+            "-v", "--verbose", dest="verbosity", action="store_const", const=log.VERBOSE, default=argparse.SUPPRESS, help=verbose
+        )
 
     def error(self, message: str) -> NoReturn:
         raise HarnessError(f"{message} (see `{self.prog} --help`)")
@@ -36,6 +49,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="harness", description="Evaluate language models and their variants.")
     parser.add_argument("--version", action="version", version=version_line(), help="print harness's and lm-eval's versions")
+    parser.set_defaults(verbosity=log.NORMAL)
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
         command.add_parser(sub)
@@ -51,7 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         handler: Handler = args.handler
-        return handler(args, argv)
+        with log.configured(args.verbosity):
+            return handler(args, argv)
     except HarnessError as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

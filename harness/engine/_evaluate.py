@@ -1,64 +1,90 @@
 """lm-eval as the engine drives it, written once for the local run and the scale-out worker: the
-tasks loaded with the run's settings, the one evaluation call, and the libraries kept quiet.
+tasks loaded with the run's settings, the one evaluation call, and the libraries' output kept in the
+run's log.
 
 What an evaluation must change in the process it changes only while it runs (`process_kept`):
-logger levels, progress bars and warning filters, the environment variables it reads, the random
-generators lm-eval seeds; a caller's process is as it was once the call returns.
+loggers, progress bars, the warning display and stderr, the environment variables it reads, the
+random generators lm-eval seeds; a caller's process is as it was once the call returns.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
-import warnings
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness._util.environ import scoped_environ
+from harness._util.log import captured
+from harness.errors import HarnessError
 from harness.lm._harness_lm import HarnessLM
 from harness.spec._spec import RunSpec
 from harness.tasks import data, toxicity
 
-_LIBRARY_LOGGERS = ("lm_eval", "datasets", "transformers", "accelerate", "huggingface_hub")
+RUN_LOG = "run.log"
+"""The run folder's log: what the libraries said while it ran (harness._util.log.captured)."""
+_logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunLog:
+    """The log of the evaluation in progress, in a file of its own until the run folder exists."""
+
+    path: Path
+
+    def save(self, folder: Path) -> None:
+        """A copy of the log so far as `folder`/run.log."""
+        shutil.copyfile(self.path, folder / RUN_LOG)
 
 
 @contextmanager
-def process_kept(spec: RunSpec) -> Iterator[None]:
-    """Around an evaluation of `spec`: libraries quiet, its environment variables set, and all of it
-    (random generators included) restored on exit."""
-    with _quiet_libraries(), scoped_environ(_evaluation_environ(spec)), _random_state_kept():
-        yield
+def process_kept(spec: RunSpec) -> Iterator[RunLog]:
+    """Around an evaluation of `spec`: the libraries' output in its log, its environment variables
+    set, and all of it (random generators included) restored on exit."""
+    with _libraries_logged() as log, scoped_environ(_evaluation_environ(spec)), _random_state_kept():
+        yield log
 
 
 @contextmanager
-def _quiet_libraries() -> Iterator[None]:
-    """Keep the terminal for harness's progress and table while inside: libraries only report
-    errors. Their logger levels, progress bars and the warning filters are restored on exit."""
+def _libraries_logged() -> Iterator[RunLog]:
+    """Keep the terminal for harness's progress bars and table while inside: the libraries' log
+    records, warnings and stderr go to the run's log, their progress bars are off (harness draws one
+    per variant and task). Their loggers, progress bars and the warning display are restored on
+    exit. The log of a run that fails other than with a HarnessError (a refusal, said in one line)
+    is kept, and named."""
     import datasets
     import transformers
 
-    loggers = {name: logging.getLogger(name) for name in _LIBRARY_LOGGERS}
-    levels = {name: logger.level for name, logger in loggers.items()}
     transformers_bars = transformers.utils.logging.is_progress_bar_enabled()
     datasets_bars = not datasets.are_progress_bars_disabled()
-    with warnings.catch_warnings():
-        try:
-            for logger in loggers.values():
-                logger.setLevel(logging.ERROR)
-            transformers.utils.logging.disable_progress_bar()
-            datasets.disable_progress_bars()
-            warnings.filterwarnings("ignore", module="lm_eval")
-            yield
-        finally:
-            for name, logger in loggers.items():
-                logger.setLevel(levels[name])
-            if transformers_bars:
-                transformers.utils.logging.enable_progress_bar()
-            if datasets_bars and datasets.are_progress_bars_disabled():
-                datasets.enable_progress_bars()
+    handle, name = tempfile.mkstemp(prefix="harness-run-", suffix=".log")
+    os.close(handle)
+    log = RunLog(Path(name))
+    keep = False
+    try:
+        transformers.utils.logging.disable_progress_bar()
+        datasets.disable_progress_bars()
+        with captured(log.path):
+            yield log
+    except Exception as exc:
+        keep = not isinstance(exc, HarnessError)
+        raise
+    finally:
+        if transformers_bars:
+            transformers.utils.logging.enable_progress_bar()
+        if datasets_bars and datasets.are_progress_bars_disabled():
+            datasets.enable_progress_bars()
+        if keep:
+            _logger.error("what the libraries said during the failed run: %s", log.path)
+        else:
+            log.path.unlink(missing_ok=True)
 
 
 def _evaluation_environ(spec: RunSpec) -> dict[str, str | None]:

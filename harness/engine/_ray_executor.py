@@ -9,8 +9,8 @@ with the shard's mark (in one transaction), so a rerun after the driver was kill
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -60,7 +60,7 @@ _Actor = cast("ActorClass[_ShardActor]", ray.remote(max_restarts=_RETRIES, max_t
 
 
 def _progress(line: str) -> None:
-    print(f"[ray] {line}", file=sys.stderr, flush=True)
+    logging.getLogger(__name__).info(f"[ray] {line}")  # harness's logger: the terminal, also while a run captures stderr
 
 
 class RayExecutor:

@@ -152,7 +152,7 @@ def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None)
     created = dt.datetime.now(dt.UTC)
     if spec.no_cache and executor is not None:
         raise HarnessError("--no-cache cannot be used with --executor ray: its workers hand their answers over through the request cache")
-    with process_kept(spec), _requests_folder(spec) as requests:
+    with process_kept(spec) as log, _requests_folder(spec) as requests:
         plan = _resolve(spec, requests)
         setup_seconds = time.perf_counter() - started
         execution = executor(plan.workload()) if executor is not None else None
@@ -173,6 +173,7 @@ def run(spec: RunSpec, command: Sequence[str], executor: Executor | None = None)
                 timings=timings,
                 execution=execution,
             )
+            log.save(staging)
             return _publish(record, staging, spec.output_dir)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)

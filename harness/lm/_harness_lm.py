@@ -25,8 +25,8 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from lm_eval.models.huggingface import HFLM
-from tqdm import tqdm
 
+from harness._util import log
 from harness._util.files import sha256_json
 from harness.errors import HarnessError
 from harness.lm._fast_loglikelihood import FastHFLM
@@ -315,21 +315,24 @@ class HarnessLM(LM):
                     self.task_cached[task] += len(part)
                 else:
                     missing.append((task, part))
-        total = sum(len(part) for _, part in missing)
-        if total:
+        if missing:
             self.hf()  # build the model now, so that its load time is not counted as a task's
-        with tqdm(total=total, desc=f"{self.variant.spec.model} {kind}", unit="req", disable=total == 0) as bar:
-            for task, part in missing:
-                began = time.perf_counter()
-                results = compute(part)
-                _refuse_nonfinite(kind, results, self.variant.spec.model, task)  # before anything is cached
-                self.task_seconds[task] += time.perf_counter() - began
-                self.task_computed[task] += len(part)
-                for i, result in zip(part, results, strict=True):
-                    answers[i] = result
-                if cache is not None:
-                    cache.put_many((keys[i], answers[i]) for i in part)
-                bar.update(len(part))
+        to_compute: dict[str, list[list[int]]] = defaultdict(list)
+        for task, part in missing:
+            to_compute[task].append(part)
+        for task, parts in to_compute.items():  # one progress bar per task
+            with log.progress(sum(map(len, parts)), f"{self.variant.spec.model} {task}", "req") as bar:
+                for part in parts:
+                    began = time.perf_counter()
+                    results = compute(part)
+                    _refuse_nonfinite(kind, results, self.variant.spec.model, task)  # before anything is cached
+                    self.task_seconds[task] += time.perf_counter() - began
+                    self.task_computed[task] += len(part)
+                    for i, result in zip(part, results, strict=True):
+                        answers[i] = result
+                    if cache is not None:
+                        cache.put_many((keys[i], answers[i]) for i in part)
+                    bar.update(len(part))
         return answers
 
     def _wanted(self, requests: list[Instance], part: list[int]) -> bool:

@@ -17,9 +17,9 @@ the lock instead of failing with "database is locked".
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
-import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,7 +46,7 @@ def _checksum(*parts: str) -> str:
 
 
 def _say(line: str) -> None:
-    print(f"harness: {line}", file=sys.stderr, flush=True)
+    logging.getLogger(__name__).warning(line)  # harness's logger: the terminal, also while a run captures stderr
 
 
 class CorruptCache(Exception):

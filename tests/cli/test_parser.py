@@ -1,4 +1,4 @@
-"""The parser: shared options carry the shared defaults, and building it stays light."""
+"""The parser: shared options carry the shared defaults, -q and -v go anywhere, and building it stays light."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import argparse
 import importlib.metadata
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from harness._util import log
+from harness._util.paths import DEFAULT_OUTPUT_DIR, REFERENCE_RUNS_DIR
 from harness.analysis import DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES
 from harness.cli._main import _parser, main
+from harness.errors import HarnessError
 from harness.spec import DEFAULT_SEED, OPTIONS
 
 
@@ -57,3 +61,29 @@ def test_eval_takes_lm_evals_spellings_of_its_options():
     shown = " ".join(commands.choices["eval"].format_help().split())
     assert "--num-fewshot NUM_FEWSHOT" in shown and "--num_fewshot NUM_FEWSHOT" not in shown and "--output_path OUTPUT" not in shown
     assert "with underscores (--num_fewshot, --batch_size); lm-eval's --output_path is --output-dir, and --log_samples" in shown
+
+
+def test_quiet_and_verbose_go_before_or_after_any_command():
+    parser = _parser()
+    assert parser.parse_args(["tasks"]).verbosity == log.NORMAL
+    assert parser.parse_args(["-q", "eval"]).verbosity == log.QUIET
+    assert parser.parse_args(["eval", "--verbose"]).verbosity == log.VERBOSE
+    assert parser.parse_args(["-v", "leaderboard", "build"]).verbosity == log.VERBOSE
+    assert parser.parse_args(["leaderboard", "build", "--quiet"]).verbosity == log.QUIET
+
+
+def test_leaderboard_build_reads_the_committed_runs_by_default(monkeypatch, tmp_path):
+    """`harness eval` writes to runs/ by default; the leaderboard is built from the committed
+    reference runs in results/ unless told otherwise."""
+    import harness.leaderboard
+    from harness.cli._main import main
+
+    given = []
+
+    def build_release(runs, *args):
+        given.append(runs)
+        raise HarnessError("stop here")
+
+    monkeypatch.setattr(harness.leaderboard, "build_release", build_release)
+    assert main(["leaderboard", "build", "--out", str(tmp_path / "board")]) == 2
+    assert given == [[str(REFERENCE_RUNS_DIR)]] and REFERENCE_RUNS_DIR == Path("results") != DEFAULT_OUTPUT_DIR

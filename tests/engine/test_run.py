@@ -212,8 +212,9 @@ def test_per_task_limits(env, tmp_path):
 
 
 def test_a_run_leaves_the_caller_s_process_as_it_found_it(embedded_default, data_dir, tmp_path, monkeypatch):
-    """What a run sets for lm-eval and transformers (logger levels, progress bars, warning filters,
-    seeds, the data directory's variable) is set only while it runs; the umask is never touched."""
+    """What a run sets for lm-eval and transformers (logger levels and handlers, progress bars,
+    warning filters and display, stderr, seeds, the data directory's variable) is set only while it
+    runs; the umask is never touched. What the libraries said is in the run folder's run.log."""
     import logging
     import random
     import warnings
@@ -234,11 +235,16 @@ def test_a_run_leaves_the_caller_s_process_as_it_found_it(embedded_default, data
     levels = [logger.level for logger in loggers]
     umask = os.umask(0o027)
 
+    callers = logging.StreamHandler(sys.stdout)  # a handler of the caller's own, on lm-eval's logger
+
     def state() -> dict:
         return {
             "levels": [logger.level for logger in loggers],
+            "handlers": [(list(logger.handlers), logger.propagate) for logger in [*loggers, logging.getLogger("harness")]],
             "progress bars": (transformers.utils.logging.is_progress_bar_enabled(), datasets.are_progress_bars_disabled()),
             "warning filters": list(warnings.filters),
+            "warning display": warnings.showwarning,
+            "stderr": (sys.stderr, os.fstat(2).st_ino),
             "environment": dict(os.environ),
             "umask": os.umask(os.umask(0)),
         }
@@ -247,6 +253,7 @@ def test_a_run_leaves_the_caller_s_process_as_it_found_it(embedded_default, data
         with warnings.catch_warnings():
             for logger in loggers:
                 logger.setLevel(logging.INFO)
+            loggers[0].addHandler(callers)
             transformers.utils.logging.enable_progress_bar()
             datasets.enable_progress_bars()
             warnings.simplefilter("default")
@@ -254,17 +261,45 @@ def test_a_run_leaves_the_caller_s_process_as_it_found_it(embedded_default, data
             random.seed(7)
             np.random.seed(7)
             torch.manual_seed(7)
-            run(spec, ["test"])
+            _, folder = run(spec, ["test"])
             drawn = (random.random(), np.random.random_sample(), torch.rand(1).item())
             after = state()
     finally:
         os.umask(umask)
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+        loggers[0].removeHandler(callers)
     assert after == before
+    assert "arithmetic_2da: Custom kwargs can be passed to `--metadata`" in (folder / "run.log").read_text()
     seeded = torch.Generator().manual_seed(7)
     fresh = (random.Random(7).random(), np.random.RandomState(7).random_sample(), torch.rand(1, generator=seeded).item())
     assert drawn == fresh  # the caller's generators go on where they were
+
+
+def test_a_default_run_prints_its_progress_and_results_and_the_libraries_noise_only_with_v(embedded_default, tmp_path):
+    """Outside a git repository lm-eval's `git describe` prints `fatal: not a git repository`, and
+    lm-eval warns about the arithmetic tasks' custom datasets: by default both go to the run's
+    run.log, and stderr has one labelled progress bar per variant and task; -v shows them."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    # git looks no higher than tmp_path's parent for a repository (the test may run inside one).
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(tmp_path.parent)}
+    args = ["eval", "--tasks", "arithmetic_2da", "--limit", "3", "--output-dir", str(tmp_path / "out")]
+    default = run_cli(args, env, cwd=outside)
+    assert default.returncode == 0, default.stderr[-3000:]
+    drawn = [part.strip() for part in default.stderr.replace("\r", "\n").splitlines() if part.strip()]
+    assert drawn and all(part.startswith("smollm2-135m-instruct arithmetic_2da: ") for part in drawn), drawn
+    assert "3/3" in drawn[-1]
+    (folder,) = [p for p in (tmp_path / "out").iterdir() if p.name != ".incomplete"]
+    logged = (folder / "run.log").read_text()
+    assert "fatal: not a git repository" in logged and "Custom kwargs can be passed to `--metadata`" in logged
+    *_, table_end, after = default.stdout.splitlines()
+    assert table_end == "next:" and after.split()[:3] == ["harness", "report", str(folder)]  # a base alone: nothing to compare
+
+    verbose = run_cli([*args, "-v"], env, cwd=outside)  # answered from the cache; lm-eval still runs
+    assert verbose.returncode == 0, verbose.stderr[-3000:]
+    assert "fatal: not a git repository" in verbose.stderr
+    assert "lm_eval.api.task: WARNING: arithmetic_2da: Custom kwargs can be passed to `--metadata`" in verbose.stderr
 
 
 def test_importing_the_file_helpers_leaves_the_umask_alone():

@@ -1,6 +1,16 @@
 import sqlite3
 
+import pytest
+
+from harness._util import log
 from harness.lm._request_cache import SCHEMA, RequestCache
+
+
+@pytest.fixture
+def command_line():
+    """Warnings printed as the `harness` command prints them (its logger's line on stderr)."""
+    with log.configured(log.NORMAL):
+        yield
 
 
 def test_values_round_trip_as_json_and_survive_reopening(tmp_path):
@@ -42,7 +52,7 @@ def test_answers_and_facts_of_another_context_are_not_served(tmp_path):
     assert new.verify().stale == 1
 
 
-def test_an_edited_answer_fails_its_checksum_and_is_dropped_in_one_line(tmp_path, capsys):
+def test_an_edited_answer_fails_its_checksum_and_is_dropped_in_one_line(tmp_path, capsys, command_line):
     cache = RequestCache(tmp_path, "variant-a", "context")
     keys = [cache.key("t", "loglikelihood", ("q", f" {i}")) for i in range(3)]
     cache.put_many([(k, [-17.45, True]) for k in keys])
@@ -56,7 +66,7 @@ def test_an_edited_answer_fails_its_checksum_and_is_dropped_in_one_line(tmp_path
     assert len(cache) == 2  # the bad row is gone, so it is computed and stored again
 
 
-def test_an_edited_fact_is_not_used(tmp_path, capsys):
+def test_an_edited_fact_is_not_used(tmp_path, capsys, command_line):
     cache = RequestCache(tmp_path, "variant-a", "context")
     cache.put_fact("cost", {"params": 10})
     cache.close()
@@ -66,7 +76,7 @@ def test_an_edited_fact_is_not_used(tmp_path, capsys):
     assert "the stored cost failed its checksum" in capsys.readouterr().err
 
 
-def test_a_file_that_is_no_database_is_set_aside_and_started_afresh(tmp_path, capsys):
+def test_a_file_that_is_no_database_is_set_aside_and_started_afresh(tmp_path, capsys, command_line):
     path = tmp_path / "variant-a.sqlite"
     path.write_bytes(b"this is not a database" * 100)
     cache = RequestCache(tmp_path, "variant-a", "context")
@@ -78,7 +88,7 @@ def test_a_file_that_is_no_database_is_set_aside_and_started_afresh(tmp_path, ca
     assert len(list(tmp_path.glob("variant-a.sqlite.corrupt-*"))) == 1
 
 
-def test_a_truncated_database_is_detected(tmp_path, capsys):
+def test_a_truncated_database_is_detected(tmp_path, capsys, command_line):
     cache = RequestCache(tmp_path, "variant-a", "context")
     cache.put_many([(cache.key("t", "loglikelihood", ("q", f" {i}")), [float(-i), False]) for i in range(3000)])
     cache._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -15,15 +15,14 @@ staging folder, never one that looks finished; two processes asking at once buil
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import time
 from dataclasses import asdict
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from harness._util import log
 from harness._util.code import code_digest, library_versions
 from harness._util.environ import scoped_environ
 from harness._util.files import build_verified, folder_problem, key_name, sha256_file, write_facts
@@ -70,7 +69,7 @@ def ensure_built(recipe: ExpertRecipe, base: ResolvedModel, data_dir: Path | Non
     $HARNESS_DATA_DIR)."""
 
     def write(staging: Path) -> None:
-        print(f"harness: building the {recipe.name} expert once ({recipe.steps} steps, CPU minutes)", file=sys.stderr)
+        logging.getLogger(__name__).info(f"building the {recipe.name} expert once ({recipe.steps} steps, CPU minutes)")
         build(recipe, base, staging)
 
     with scoped_environ({data.DATA_DIR_ENV: str(data_dir) if data_dir is not None else None}):  # the training data is found through it
@@ -174,7 +173,7 @@ def _train(recipe: ExpertRecipe, training: Any, resolved: Any, model: Any, token
         order = torch.randperm(len(train), generator=generator).tolist()
         model.train()
         began = time.perf_counter()
-        for step in tqdm(range(recipe.steps), desc=f"expert {recipe.name}", unit="step", mininterval=10):
+        for step in log.progress(recipe.steps, f"expert {recipe.name}", "step", iterable=range(recipe.steps), mininterval=10):
             chosen = [train[order[(step * recipe.batch + k) % len(order)]] for k in range(recipe.batch)]
             loss = _loss(model, _batch(tokenizer, chosen), recipe.bf16_autocast)
             optimizer.zero_grad(set_to_none=True)

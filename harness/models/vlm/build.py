@@ -15,7 +15,7 @@ aside and renamed into place whole; two processes asking at once build it once.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from dataclasses import asdict
 from importlib.metadata import version
@@ -76,7 +76,7 @@ def ensure_built(recipe: VLMRecipe, language_model: ResolvedModel) -> Path:
     caller) now if it is missing or fails its check."""
 
     def write(staging: Path) -> None:
-        print(f"harness: building the offline VLM {recipe.name} once (CPU minutes: 23 on a busy 2-core machine)", file=sys.stderr)
+        logging.getLogger(__name__).info(f"building the offline VLM {recipe.name} once (CPU minutes: 23 on a busy 2-core machine)")
         build(recipe, language_model, staging)
 
     folder = built_folder(recipe, language_model)
