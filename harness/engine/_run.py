@@ -64,10 +64,12 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 def _stable(value: Any) -> Any:
     """A task config without memory addresses (functions named by module and qualified name, reprs
     such as lm-eval's for functools.partial stripped of `at 0x...`), so its hash is the same in
-    every process."""
+    every process and checkout."""
     if callable(value):
         named = value if hasattr(value, "__qualname__") else type(value)
-        return f"{named.__module__}.{named.__qualname__}"
+        # lm-eval names a task folder's module (`!function utils.f`) by its file's absolute path:
+        # its file name alone stays (the code itself is in the hash by its digest).
+        return f"{Path(named.__module__).name}.{named.__qualname__}"
     if isinstance(value, str):
         return _ADDRESS.sub("", value)
     if isinstance(value, dict):
