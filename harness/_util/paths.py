@@ -8,7 +8,6 @@ from pathlib import Path
 from harness.errors import HarnessError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TASKS_DIR = REPO_ROOT / "tasks"
 DEFAULT_OUTPUT_DIR = Path("results")
 """Where `harness eval` puts run folders, and where `harness leaderboard build` looks for them."""
 DEFAULT_LEADERBOARD_DIR = Path("leaderboard")

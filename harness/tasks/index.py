@@ -10,18 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness._util.paths import TASKS_DIR
 from harness.tasks import data
 
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
+
+LIBRARY = Path(__file__).resolve().parents[2] / "tasks"
+"""harness's own lm-eval task folders, one per family."""
 
 
 def task_manager(data_dir: Path | None = None) -> TaskManager:
     from lm_eval.tasks import TaskManager
 
     metadata = {"data_dir": str(data_dir)} if data_dir is not None else None
-    return TaskManager(include_path=str(TASKS_DIR), include_defaults=False, metadata=metadata)
+    return TaskManager(include_path=str(LIBRARY), include_defaults=False, metadata=metadata)
 
 
 def known_names(manager: TaskManager) -> list[str]:
