@@ -15,8 +15,8 @@ from harness.tasks import data
 if TYPE_CHECKING:
     from lm_eval.tasks import TaskManager
 
-LIBRARY = Path(__file__).resolve().parents[2] / "tasks"
-"""harness's own lm-eval task folders, one per family."""
+LIBRARY = Path(__file__).resolve().parent / "library"
+"""harness's own lm-eval task folders, one per family (in the wheel: package data)."""
 
 
 def task_manager(data_dir: Path | None = None) -> TaskManager:

@@ -104,3 +104,25 @@ def test_the_package_digest_covers_every_file_and_not_where_the_package_lies(tmp
     template.write_text(template.read_text() + " ")
     code._file_sha256.cache_clear()
     assert code.package_digest() != digests[0]  # not only Python: templates too
+
+
+def test_a_task_helper_shipped_inside_harness_is_keyed_as_it_would_be_in_any_folder(tmp_path):
+    """harness/tasks/library/*/utils.py lies inside the package but in no package of it: its digest
+    is its file's and the harness code it imports, as for a copy of the folder anywhere else, so
+    moving the task library into harness changed no task's hash."""
+    import importlib.util
+    import shutil
+
+    from harness.tasks.index import LIBRARY
+
+    def loaded(path):
+        spec = importlib.util.spec_from_file_location(str(path.with_suffix("")), path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.load_dataset
+
+    shipped = LIBRARY / "mmlu" / "utils.py"
+    copy = tmp_path / "mmlu" / "utils.py"
+    copy.parent.mkdir()
+    shutil.copy(shipped, copy)
+    assert code.callable_digest(loaded(shipped)) == code.callable_digest(loaded(copy)) is not None

@@ -24,9 +24,7 @@ def tiny(embedded_default, tmp_path) -> Path:
 
 def _checkout(where: Path) -> Path:
     """A copy of harness's code and tasks (no git), as a user's own copy or another clone would be."""
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(REPO / "harness", where / "harness", ignore=ignore)
-    shutil.copytree(REPO / "tasks", where / "tasks", ignore=ignore)
+    shutil.copytree(REPO / "harness", where / "harness", ignore=shutil.ignore_patterns("__pycache__"))
     return where
 
 
