@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from harness._util.files import atomic_write_text, sha256_json
 from harness.records._formats import Identity, SafeName, SamplesFile, Sha256, Timestamp
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 
 SampleMode = Literal["public", "full"]
 """`public`: document ids, hashes, scores and model outputs only (what may be committed: the datasets
@@ -179,6 +179,8 @@ class RunSpecRecord(_Frozen):
     device: str
     seed: int
     data_dir: str | None
+    include_paths: tuple[str, ...] = ()
+    """The `--include-path` folders whose tasks the run could name (schema 1.5)."""
     samples: SampleMode
     scorer: str | None = None
     """The toxicity scorer asked for (None: the default; TaskResult.scorer says which ran)."""

@@ -184,7 +184,7 @@ def test_cli_ray_run_equals_the_local_run_and_the_local_path_never_imports_ray(t
     built = [(s.worker, s.variant) for s in execution.shards if s.load_seconds is not None]
     assert execution.models_built == len(built) == len(set(built)) >= 2
     assert all(s.worker_peak_rss_bytes > 0 for s in execution.shards) and execution.driver_peak_rss_bytes > 0
-    assert json.loads((ray_dir / "record.json").read_text())["schema_version"] == "1.4"
+    assert json.loads((ray_dir / "record.json").read_text())["schema_version"] == "1.5"
 
 
 def test_an_interrupted_driver_resumes_and_a_killed_worker_is_replaced_with_the_same_record(ray_env, local_run):

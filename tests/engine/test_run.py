@@ -45,7 +45,7 @@ def test_end_to_end_arithmetic_on_the_embedded_default(env, tmp_path):
     os.umask(umask)
     assert (run_dir / "record.json").stat().st_mode & 0o777 == 0o666 & ~umask
     jsonschema.validate(raw, record_json_schema())
-    assert raw["schema_version"] == "1.4"
+    assert raw["schema_version"] == "1.5"
 
     gguf = resolve_model("smollm2-135m-instruct").path
     (variant,) = record.variants
