@@ -173,10 +173,12 @@ def package_digest() -> str:
 
 
 def callable_digest(function: Any) -> str | None:
-    """sha256 of the source file that defines `function` (a partial's function) and of the harness
-    modules that file imports; None for a callable without a Python source file (a builtin)."""
-    while isinstance(function, functools.partial):
-        function = function.func
+    """sha256 of the source file that defines `function` (a partial's function, a `functools.wraps`
+    wrapper's wrapped one) and of the harness modules that file imports; None for a callable without
+    a Python source file (a builtin)."""
+    while isinstance(function, functools.partial) or hasattr(function, "__wrapped__"):
+        # harness's own wrappers (the engine's process_docs memo) are plumbing, not the task's code
+        function = function.func if isinstance(function, functools.partial) else function.__wrapped__
     try:
         source = inspect.getsourcefile(function)
     except TypeError:

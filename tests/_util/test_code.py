@@ -83,6 +83,18 @@ def test_a_callable_is_digested_by_its_file_and_the_harness_code_it_imports(pack
     assert harness_function == code.code_digest("harness._util.code")
 
 
+def test_a_wrapper_is_digested_as_the_function_it_wraps(package):
+    """The engine memoises a task's process_docs in a functools.wraps wrapper: the task's hash must
+    key the task's function, not the engine's code (an edit to the engine left every such task cold)."""
+    module = importlib.import_module("mypkg.wrap")
+
+    @functools.wraps(module.scale)
+    def memo(x):
+        return module.scale(x)
+
+    assert code.callable_digest(memo) == code.callable_digest(module.scale) != code.callable_digest(_fresh_digest)
+
+
 def test_library_versions_name_the_libraries_on_the_scoring_path():
     versions = code.library_versions()
     assert set(versions) == set(code.LIBRARIES)
