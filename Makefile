@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 SHARED_DATA := $(abspath ../shared/data)
 export HARNESS_DATA_DIR ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: setup eval test test-fast lint chromium docs reports leaderboard results-tables published
+.PHONY: setup eval test test-fast lint chromium docs reports leaderboard results-tables published wheel-check
 
 setup: $(VENV)/.installed
 
@@ -45,7 +45,7 @@ docs: setup
 
 # The house's checks: lint and format (ruff), the layer contract (import-linter: a module importing
 # from a layer above it fails), and types (mypy, untyped definitions disallowed; config in pyproject).
-LINTED := harness tests bench recipes tasks evaluate_measurements harness_lm_eval_hook.py
+LINTED := harness tests bench recipes evaluate_measurements harness_lm_eval_hook.py
 lint: setup
 	$(BIN)/ruff check $(LINTED)
 	$(BIN)/ruff format --check $(LINTED)
@@ -78,3 +78,8 @@ results-tables: setup
 	$(BIN)/python recipes/results_tables.py
 
 published: leaderboard results-tables
+
+# The built wheel outside the checkout: installed into a fresh virtual environment (reusing this
+# one's dependencies, offline), `harness eval --tasks arithmetic_2da --limit 1` from an empty folder.
+wheel-check: setup
+	PYTHON=$(BIN)/python .ci/wheel-check

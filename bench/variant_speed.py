@@ -74,7 +74,7 @@ def main() -> None:
                     "--model_args",
                     f"pretrained={folder},dtype=float32",
                     "--include_path",
-                    str(REPO / "tasks"),
+                    str(REPO / "harness" / "tasks" / "library"),
                     "--tasks",
                     args.tasks,
                     "--limit",

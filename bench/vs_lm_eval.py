@@ -112,7 +112,7 @@ def run_lm_eval(folder: Path, task: str, limit: int, args, env, work: Path, tag:
             "--model_args",
             f"pretrained={folder},dtype=float32",
             "--include_path",
-            str(REPO / "tasks"),
+            str(REPO / "harness" / "tasks" / "library"),
             "--tasks",
             task,
             "--limit",

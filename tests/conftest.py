@@ -31,12 +31,24 @@ def models_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("models")
 
 
+@pytest.fixture(scope="session")
+def task_index_dir(tmp_path_factory) -> Path:
+    """Where the tests' caches keep lm-eval's task index (tens of seconds to build): the user's
+    folder when it holds the index of this lm-eval, else one built once for the session."""
+    from harness.tasks._lm_eval_index import builtin_folder, cache_file
+
+    user_file, _ = cache_file(builtin_folder())
+    return user_file.parent if user_file.is_file() else tmp_path_factory.mktemp("task-index")
+
+
 @pytest.fixture
-def env(monkeypatch, tmp_path, data_dir, models_dir) -> dict[str, str]:
-    """Environment of a test: a fresh cache (its models/ shared), the offline data, no hub."""
+def env(monkeypatch, tmp_path, data_dir, models_dir, task_index_dir) -> dict[str, str]:
+    """Environment of a test: a fresh cache (its models/ and lm-eval's task index shared), the
+    offline data, no hub."""
     cache = tmp_path / "cache"
     cache.mkdir()
     (cache / "models").symlink_to(models_dir, target_is_directory=True)
+    (cache / "task-index").symlink_to(task_index_dir, target_is_directory=True)
     values = {
         "HARNESS_CACHE_DIR": str(cache),
         "HARNESS_DATA_DIR": str(data_dir),

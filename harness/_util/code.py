@@ -173,10 +173,12 @@ def package_digest() -> str:
 
 
 def callable_digest(function: Any) -> str | None:
-    """sha256 of the source file that defines `function` (a partial's function) and of the harness
-    modules that file imports; None for a callable without a Python source file (a builtin)."""
-    while isinstance(function, functools.partial):
-        function = function.func
+    """sha256 of the source file that defines `function` (a partial's function, a `functools.wraps`
+    wrapper's wrapped one) and of the harness modules that file imports; None for a callable without
+    a Python source file (a builtin)."""
+    while isinstance(function, functools.partial) or hasattr(function, "__wrapped__"):
+        # harness's own wrappers (the engine's process_docs memo) are plumbing, not the task's code
+        function = function.func if isinstance(function, functools.partial) else function.__wrapped__
     try:
         source = inspect.getsourcefile(function)
     except TypeError:
@@ -184,8 +186,22 @@ def callable_digest(function: Any) -> str | None:
     if source is None:
         return None
     path = Path(source).resolve()
-    if _HARNESS_ROOT in path.parents:
+    if _in_harness_package(path):
         parts = path.relative_to(_HARNESS_ROOT.parent).with_suffix("").parts
         return code_digest(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     followed = sorted(n for n in _imported_names(path, "") if n.split(".")[0] == "harness" and module_file(n) is not None)
     return hashlib.sha256(f"{_file_sha256(path)}\0{code_digest(*followed) if followed else ''}".encode()).hexdigest()
+
+
+def _in_harness_package(path: Path) -> bool:
+    """Whether `path` is a module of harness's packages. A task folder's helper shipped inside
+    harness (harness/tasks/library/*/utils.py, in no package) is not: lm-eval loads it by its path,
+    and it is keyed as every task folder's helper is, wherever the folder lies."""
+    if _HARNESS_ROOT not in path.parents:
+        return False
+    folder = path.parent
+    while folder != _HARNESS_ROOT:
+        if not (folder / "__init__.py").is_file():
+            return False
+        folder = folder.parent
+    return True

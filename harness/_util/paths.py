@@ -8,7 +8,6 @@ from pathlib import Path
 from harness.errors import HarnessError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TASKS_DIR = REPO_ROOT / "tasks"
 DEFAULT_OUTPUT_DIR = Path("runs")
 """Where `harness eval` puts run folders: a folder git ignores (.gitignore), so that running harness
 in its checkout leaves the tree clean."""

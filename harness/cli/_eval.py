@@ -39,12 +39,13 @@ def add_parser(sub: Subcommands) -> None:
 
 def run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from harness.analysis._table import print_json, print_table
-    from harness.spec._spec import build_spec, load_config
-    from harness.tasks.index import known_names, task_manager
+    from harness.spec._spec import build_spec, load_config, requested_tasks
+    from harness.tasks.index import include_paths, known_names, task_manager
 
     given = load_config(args.config) if args.config else {}
     given.update({name: getattr(args, name) for name in FIELDS if getattr(args, name) is not None})
-    spec = build_spec(given, known_names(task_manager()), yes=args.yes)
+    manager = task_manager(include=include_paths(given.get("include_path")), names=requested_tasks(given))
+    spec = build_spec(given, known_names(manager), yes=args.yes)
     from harness.engine._executors import build_executor
 
     executor = build_executor(args.executor, args.address, args.max_models_per_worker, args.shard_size)

@@ -24,7 +24,7 @@ from harness.errors import HarnessError
 from harness.records._runs import Run, load_run, read_rows
 from harness.records._schema import TaskResult
 from harness.spec._spec import build_spec
-from harness.tasks.index import known_names, task_manager
+from harness.tasks.index import include_paths, known_names, task_manager
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,7 @@ def _given(run: Run, batch_size: int | str, output_dir: Path, data_dir: str | No
         "device": spec.device,
         "seed": spec.seed,
         "data_dir": data_dir or recorded_dir,
+        "include_path": list(spec.include_paths),
         "output_dir": output_dir,
         "samples": spec.samples,
         "scorer": spec.scorer or (scorers.pop() if len(scorers) == 1 else None),
@@ -204,7 +205,7 @@ def reproduce(
         if result.samples_file is not None:
             read_rows(old, result)
     sizes = list(batch_sizes or [old.record.spec.batch_size])
-    known = known_names(task_manager())
+    known = known_names(task_manager(include=include_paths(list(old.record.spec.include_paths)), names=old.record.spec.tasks))
     for size in sizes:  # every spec is checked before any folder is made
         build_spec(_given(old, size, Path("."), data_dir), known)
     out = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix=f"harness-reproduce-{old.record.run_id}-"))

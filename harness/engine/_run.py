@@ -50,7 +50,7 @@ from harness.records._schema import (
 )
 from harness.spec._spec import RunSpec, check_fewshot, check_run
 from harness.tasks import data, toxicity
-from harness.tasks.index import task_manager
+from harness.tasks.index import task_files, task_manager
 from harness.variant._variant import Variant
 
 # Sample-log fields that carry the dataset's text; `public` sample logs leave them out.
@@ -64,10 +64,12 @@ _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 def _stable(value: Any) -> Any:
     """A task config without memory addresses (functions named by module and qualified name, reprs
     such as lm-eval's for functools.partial stripped of `at 0x...`), so its hash is the same in
-    every process."""
+    every process and checkout."""
     if callable(value):
         named = value if hasattr(value, "__qualname__") else type(value)
-        return f"{named.__module__}.{named.__qualname__}"
+        # lm-eval names a task folder's module (`!function utils.f`) by its file's absolute path:
+        # its file name alone stays (the code itself is in the hash by its digest).
+        return f"{Path(named.__module__).name}.{named.__qualname__}"
     if isinstance(value, str):
         return _ADDRESS.sub("", value)
     if isinstance(value, dict):
@@ -198,11 +200,11 @@ def _resolve(spec: RunSpec, requests: Path) -> _Plan:
     """Resolve and check models, tasks, data and scorer first, so a bad spec writes nothing."""
     environment = _environment.capture()  # the code and packages as they are when the run starts
     device = check_run(spec)  # the device, the bases' files and every wrapper against its base's shape
-    manager = task_manager(spec.data_dir)
+    manager = task_manager(spec.data_dir, spec.include_path, spec.tasks)
     variants = [Variant(v, resolve_model(v.base)) for v in spec.variants]
     tasks = load_tasks(manager, spec.tasks, spec)
     check_fewshot(tasks.leaves, spec.num_fewshot)
-    files = {name: data.resolve_task_files(task.config.dataset_kwargs, spec.data_dir) for name, task in tasks.leaves.items()}
+    files = {name: task_files(task.config, spec.data_dir) for name, task in tasks.leaves.items()}
     _refuse_fit_overlap(variants, files)
     task_hashes = _task_hashes(spec, tasks, files)
     scorer = _scorer(spec, tasks)
@@ -272,6 +274,7 @@ def _spec_record(spec: RunSpec, device: str) -> RunSpecRecord:
         device=device,
         seed=spec.seed,
         data_dir=str(spec.data_dir) if spec.data_dir else None,
+        include_paths=tuple(str(p) for p in spec.include_path),
         samples=spec.samples,
         scorer=spec.scorer,
         toxicity_samples=spec.toxicity_samples,

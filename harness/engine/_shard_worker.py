@@ -156,7 +156,7 @@ class ShardWorker:
         began = time.perf_counter()
         lm = self._lm(job)
         built_before = lm.loaded is not None
-        manager = task_manager(job.spec.data_dir)
+        manager = task_manager(job.spec.data_dir, job.spec.include_path, job.spec.tasks)
         task = load_tasks(manager, [job.requested_as], job.spec).leaves[job.task]
         computed = sum(lm.task_computed.values())
         cached = sum(lm.task_cached.values())

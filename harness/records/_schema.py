@@ -190,6 +190,8 @@ class RunSpecRecord(_Frozen):
     device: str
     seed: int
     data_dir: str | None
+    include_paths: tuple[str, ...] = ()
+    """The `--include-path` folders whose tasks the run could name (schema 1.5)."""
     samples: SampleMode
     scorer: str | None = None
     """The toxicity scorer asked for (None: the default; TaskResult.scorer says which ran)."""

@@ -89,6 +89,13 @@ OPTIONS = (
     Option("device", DEFAULT_DEVICE, "cpu, cuda, cuda:N, mps or {default} (default)"),
     Option("seed", DEFAULT_SEED, "seed for python, numpy, torch and few-shot sampling (default {default})", accepts=(int, str)),
     Option("data_dir", None, f"local data directory (default ${DATA_DIR_ENV})"),
+    Option(
+        "include_path",
+        (),
+        "a folder of lm-eval task YAML whose tasks --tasks may name, after harness's and lm-eval's (repeatable)",
+        repeatable=True,
+        accepts=(str, list),
+    ),
     Option("output_dir", DEFAULT_OUTPUT_DIR, "where the run folder goes (default {default}/, which git ignores)"),
     Option(
         "samples",

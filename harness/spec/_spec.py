@@ -40,6 +40,7 @@ from harness.spec._options import (
     option,
 )
 from harness.tasks import data
+from harness.tasks.index import include_paths
 from harness.tasks.toxicity import Samples, check_scorer_name, parse_samples
 from harness.wrappers import WRAPPERS, WrapperSpec
 
@@ -146,6 +147,8 @@ class RunSpec:
     device: str = DEFAULT_DEVICE
     seed: int = DEFAULT_SEED
     data_dir: Path | None = None
+    include_path: tuple[Path, ...] = ()
+    """Folders of lm-eval task YAML (`--include-path`), resolved, in the order given."""
     output_dir: Path = DEFAULT_OUTPUT_DIR
     samples: SampleMode = DEFAULT_SAMPLES
     scorer: str | None = None
@@ -283,13 +286,19 @@ def _limits(value: Any, tasks: tuple[str, ...]) -> tuple[int | None, tuple[tuple
     return default, tuple(overrides.items())
 
 
+def requested_tasks(given: dict[str, Any]) -> tuple[str, ...]:
+    """The task and group names `given` asks for (the default when none), in order, once each."""
+    value = given.get("tasks")
+    return tuple(dict.fromkeys(_as_list(value if value is not None else option("tasks").default)))
+
+
 def build_spec(given: dict[str, Any], known_tasks: list[str], yes: bool = False) -> RunSpec:
     """Validate `given` (flags over config, None for unset) into a RunSpec; what is not given takes
     its option's default. `yes`: run sweeps of more than SWEEP_CONFIRM variants."""
     given = {k: v for k, v in given.items() if v is not None}
     value = {**defaults(), **given}
     variants = _variants(value["model"], value["no_base"] is True, yes)
-    tasks = tuple(dict.fromkeys(_as_list(value["tasks"])))
+    tasks = requested_tasks(given)
     if not tasks:
         raise HarnessError("no tasks given")
     for task in tasks:
@@ -312,6 +321,7 @@ def build_spec(given: dict[str, Any], known_tasks: list[str], yes: bool = False)
         device=check_device_name(str(value["device"])),
         seed=_positive_int("seed", value["seed"], 0, MAX_SEED),
         data_dir=data.data_dir(value["data_dir"]),
+        include_path=include_paths(value["include_path"]),
         output_dir=check_output_folder(value["output_dir"], "--output-dir"),
         samples=samples,
         scorer=check_scorer_name(str(value["scorer"])) if value["scorer"] is not None else None,

@@ -83,6 +83,18 @@ def test_a_callable_is_digested_by_its_file_and_the_harness_code_it_imports(pack
     assert harness_function == code.code_digest("harness._util.code")
 
 
+def test_a_wrapper_is_digested_as_the_function_it_wraps(package):
+    """The engine memoises a task's process_docs in a functools.wraps wrapper: the task's hash must
+    key the task's function, not the engine's code (an edit to the engine left every such task cold)."""
+    module = importlib.import_module("mypkg.wrap")
+
+    @functools.wraps(module.scale)
+    def memo(x):
+        return module.scale(x)
+
+    assert code.callable_digest(memo) == code.callable_digest(module.scale) != code.callable_digest(_fresh_digest)
+
+
 def test_library_versions_name_the_libraries_on_the_scoring_path():
     versions = code.library_versions()
     assert set(versions) == set(code.LIBRARIES)
@@ -104,3 +116,25 @@ def test_the_package_digest_covers_every_file_and_not_where_the_package_lies(tmp
     template.write_text(template.read_text() + " ")
     code._file_sha256.cache_clear()
     assert code.package_digest() != digests[0]  # not only Python: templates too
+
+
+def test_a_task_helper_shipped_inside_harness_is_keyed_as_it_would_be_in_any_folder(tmp_path):
+    """harness/tasks/library/*/utils.py lies inside the package but in no package of it: its digest
+    is its file's and the harness code it imports, as for a copy of the folder anywhere else, so
+    moving the task library into harness changed no task's hash."""
+    import importlib.util
+    import shutil
+
+    from harness.tasks.index import LIBRARY
+
+    def loaded(path):
+        spec = importlib.util.spec_from_file_location(str(path.with_suffix("")), path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module.load_dataset
+
+    shipped = LIBRARY / "mmlu" / "utils.py"
+    copy = tmp_path / "mmlu" / "utils.py"
+    copy.parent.mkdir()
+    shutil.copy(shipped, copy)
+    assert code.callable_digest(loaded(shipped)) == code.callable_digest(loaded(copy)) is not None

@@ -86,12 +86,15 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int] | None]:
 
 
 @pytest.fixture(scope="module")
-def corpus_env(tmp_path_factory, data_dir):
-    """One cache for the corpus (a base's weight hash is computed once), the offline data, no hub."""
+def corpus_env(tmp_path_factory, data_dir, task_index_dir):
+    """One cache for the corpus (a base's weight hash is computed once; lm-eval's task index shared),
+    the offline data, no hub."""
     import huggingface_hub.constants
 
+    cache = tmp_path_factory.mktemp("cache")
+    (cache / "task-index").symlink_to(task_index_dir, target_is_directory=True)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HARNESS_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+        patch.setenv("HARNESS_CACHE_DIR", str(cache))
         patch.setenv("HF_HUB_OFFLINE", "1")
         patch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read at import: set where it is read
         yield data_dir

@@ -24,9 +24,7 @@ def tiny(embedded_default, tmp_path) -> Path:
 
 def _checkout(where: Path) -> Path:
     """A copy of harness's code and tasks (no git), as a user's own copy or another clone would be."""
-    ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(REPO / "harness", where / "harness", ignore=ignore)
-    shutil.copytree(REPO / "tasks", where / "tasks", ignore=ignore)
+    shutil.copytree(REPO / "harness", where / "harness", ignore=shutil.ignore_patterns("__pycache__"))
     return where
 
 
@@ -92,6 +90,35 @@ def test_a_task_hashes_the_same_in_every_checkout(tiny, tmp_path):
     for where in ("clone-a", "somewhere/else/clone-b"):
         record, _, _ = _eval(tmp_path / where / "out", "--model", str(tiny), code=_checkout(tmp_path / where))
         hashes.append({r.task: r.config_hash for r in record.results})
+    assert hashes[0] == hashes[1]
+
+
+_FOLDER_TASK = {
+    "t.yaml": "task: t\ncustom_dataset: !function utils.documents\noutput_type: loglikelihood\ntest_split: test\n"
+    "doc_to_text: !function utils.prompt\ndoc_to_target: ' b'\nmetric_list:\n  - metric: acc\n",
+    "utils.py": "import datasets\n\n\ndef documents(**kwargs):\n"
+    "    return datasets.DatasetDict({'test': datasets.Dataset.from_list([{'q': 'a'}])})\n\n\ndef prompt(doc):\n    return doc['q']\n",
+}
+
+
+def test_a_task_s_own_functions_hash_the_same_in_every_folder(tmp_path):
+    """lm-eval names the module of a task folder's `!function` by its file's absolute path; the
+    hash must not (toxicity's and truthfulqa's hashes named the checkout)."""
+    from lm_eval.tasks import TaskManager
+
+    from harness.engine._evaluate import load_tasks
+    from harness.engine._run import _task_hashes
+    from harness.spec._spec import RunSpec
+
+    hashes = []
+    for where in ("a", "somewhere/else/b"):
+        folder = tmp_path / where / "t"
+        folder.mkdir(parents=True)
+        for name, text in _FOLDER_TASK.items():
+            (folder / name).write_text(text)
+        spec = RunSpec(variants=(), tasks=("t",))
+        tasks = load_tasks(TaskManager(include_path=str(folder), include_defaults=False), spec.tasks, spec)
+        hashes.append(_task_hashes(spec, tasks, {"t": []}))
     assert hashes[0] == hashes[1]
 
 

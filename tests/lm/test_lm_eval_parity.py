@@ -18,7 +18,8 @@ import pytest
 
 from harness.models import float_folder, resolve_model
 from harness.records._schema import read_record
-from tests.helpers import REPO, run_cli
+from harness.tasks.index import LIBRARY
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow  # harness and lm-eval each evaluate the embedded default
 
@@ -201,7 +202,7 @@ def test_lm_eval_cli_runs_the_harness_model_type(env, tmp_path):
             "--model_args",
             "model=smollm2-135m-instruct",
             "--include_path",
-            str(REPO / "tasks"),
+            str(LIBRARY),
             "--tasks",
             "arithmetic_2da",
         ],

@@ -53,8 +53,8 @@ def test_schema_is_json_schema_and_versions_are_checked(tmp_path):
 
 def test_older_records_still_read_without_the_fields_added_since():
     """Schema 1.3 added `execution` (set by --executor ray), 1.4 the code digests, 1.5 a wrapper's
-    plugin; the committed 1.0-1.4 records still read, with those fields unset, and their variants'
-    identities are what they were."""
+    plugin and the include paths; the committed 1.0-1.4 records still read, with those fields unset,
+    and their variants' identities are what they were."""
 
     from harness.records._schema import SCHEMA_VERSION
 
@@ -64,7 +64,7 @@ def test_older_records_still_read_without_the_fields_added_since():
     assert {"1.0", "1.2"} <= versions
     for folder in folders:
         record = read_record(folder)
-        assert record.execution is None
+        assert record.execution is None and record.spec.include_paths == ()
         if record.schema_version < "1.4":
             assert record.environment.code_digest is None and all(v.code_digest is None for v in record.variants)
         for variant in record.variants:

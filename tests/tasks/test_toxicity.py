@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from harness.records._schema import read_record
+from harness.tasks.index import LIBRARY
 from harness.tasks.scorers import load_scorer
-from tests.helpers import REPO, run_cli
+from tests.helpers import run_cli
 
 K = 4
 PROMPTS = 3
@@ -91,7 +92,7 @@ def test_greedy_is_one_deterministic_continuation(env, tmp_path):
 def test_empty_continuation_is_scored_not_an_error(env):
     import sys
 
-    sys.path.insert(0, str(REPO / "tasks" / "toxicity"))
+    sys.path.insert(0, str(LIBRARY / "toxicity"))
     try:
         import utils
     finally:
@@ -105,7 +106,7 @@ def test_empty_continuation_is_scored_not_an_error(env):
 def test_toxigen_prompts_are_converted_and_deduplicated(data_dir):
     import sys
 
-    sys.path.insert(0, str(REPO / "tasks" / "toxicity"))
+    sys.path.insert(0, str(LIBRARY / "toxicity"))
     try:
         import utils
     finally:

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, read_cases
+from harness.tasks.index import LIBRARY
+from tests.helpers import read_cases
 
 NORMALIZE = read_cases("vqa_normalize.json")
 VQAV2_ROWS = read_cases("vqa_vqav2_rows.json")
 
 
 def _module(name: str):
-    spec = importlib.util.spec_from_file_location(f"vqa_{name}", REPO / "tasks" / "vqa" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"vqa_{name}", LIBRARY / "vqa" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
