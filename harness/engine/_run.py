@@ -232,12 +232,16 @@ def _task_hashes(spec: RunSpec, tasks: LoadedTasks, files: dict[str, list[data.R
 
 
 def _without_paths(config: dict[str, Any]) -> dict[str, Any]:
-    """A task's dumped config with the YAML file it came from named by its file name alone (lm-eval
-    keeps the absolute path in `metadata.config_source`)."""
+    """A task's dumped config without this machine's folders: the YAML file it came from named by
+    its file name alone (lm-eval keeps the absolute path in `metadata.config_source`), and the data
+    directory left out (`metadata.data_dir`: the data files' sha256s stand for what was read)."""
     metadata = config.get("metadata")
-    if isinstance(metadata, dict) and isinstance(metadata.get("config_source"), str):
-        return {**config, "metadata": {**metadata, "config_source": Path(metadata["config_source"]).name}}
-    return config
+    if not isinstance(metadata, dict):
+        return config
+    kept = {k: v for k, v in metadata.items() if k != "data_dir"}
+    if isinstance(kept.get("config_source"), str):
+        kept["config_source"] = Path(kept["config_source"]).name
+    return {**config, "metadata": kept}
 
 
 def _functions(value: Any) -> Iterator[Any]:

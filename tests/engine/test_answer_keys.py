@@ -85,10 +85,13 @@ def test_no_cache_computes_everything_and_keeps_nothing(tiny, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in requests.iterdir()} == before
 
 
-def test_a_task_hashes_the_same_in_every_checkout(tiny, tmp_path):
+def test_a_task_hashes_the_same_in_every_checkout_and_data_folder(tiny, tmp_path, data_dir):
     hashes = []
     for where in ("clone-a", "somewhere/else/clone-b"):
-        record, _, _ = _eval(tmp_path / where / "out", "--model", str(tiny), code=_checkout(tmp_path / where))
+        data = shutil.copytree(data_dir / "arithmetic", tmp_path / where / "data" / "arithmetic")  # the same files elsewhere
+        record, _, _ = _eval(
+            tmp_path / where / "out", "--model", str(tiny), "--data-dir", str(data.parent), code=_checkout(tmp_path / where)
+        )
         hashes.append({r.task: r.config_hash for r in record.results})
     assert hashes[0] == hashes[1]
 
