@@ -30,6 +30,8 @@ class Options(TypedDict, total=False):
     device: str
     seed: int
     data_dir: str | os.PathLike[str] | None
+    include_path: str | list[str]
+    """Folders of lm-eval task YAML whose tasks `tasks` may name."""
     output_dir: str | os.PathLike[str]
     samples: Literal["public", "full"]
     no_base: bool
@@ -58,10 +60,11 @@ def evaluate(
     given = _given(models, tasks, dict(options))
     with caller_process_kept():  # around the imports too: transformers sets its logger's level on import
         from harness.engine._run import run
-        from harness.spec._spec import build_spec
-        from harness.tasks.index import known_names, task_manager
+        from harness.spec._spec import build_spec, requested_tasks
+        from harness.tasks.index import include_paths, known_names, task_manager
 
-        spec = build_spec(given, known_names(task_manager()), yes=yes)
+        manager = task_manager(include=include_paths(given.get("include_path")), names=requested_tasks(given))
+        spec = build_spec(given, known_names(manager), yes=yes)
         record, folder = run(spec, command(given, yes))
     return Run(record, folder)
 

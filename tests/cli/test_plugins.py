@@ -70,7 +70,8 @@ def test_a_broken_plugin_is_one_warning_line_and_harness_goes_on(plugin_env, tmp
     done = run_cli(["models"], env)
     assert done.returncode == 0, done.stderr
     expected = (
-        "plugin 'broken' (harness-broken==1.0, entry point harness.wrappers) failed to load: No module named 'harness_broken_missing'"
+        "harness: plugin 'broken' (harness-broken==1.0, entry point harness.wrappers) failed to load:"
+        " No module named 'harness_broken_missing'"
     )
     assert [line for line in done.stderr.splitlines() if "plugin" in line] == [expected]
     assert f"({PLUGIN})" in done.stdout

@@ -125,7 +125,7 @@ def _tiny_llama(folder: Path, tokenizer_source: Path) -> Path:
 
 def test_two_variants_never_share_a_cache_entry(env, tmp_path, models_dir):
     base, _ = _eval(env, tmp_path / "out", "--tasks", "arithmetic_2da", "--limit", "6")
-    tiny = _tiny_llama(tmp_path / "tiny", next(models_dir.glob("gguf-*")))
+    tiny = _tiny_llama(tmp_path / "tiny", next(p for p in models_dir.glob("gguf-*") if p.is_dir()))
     record, run_dir = _eval(
         env, tmp_path / "out", "--model", "smollm2-135m-instruct", "--model", str(tiny), "--tasks", "arithmetic_2da", "--limit", "6"
     )
