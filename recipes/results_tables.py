@@ -111,9 +111,10 @@ RUN_SECTIONS = {
     "20261128T123618Z-8afde4d7": "[toxicity and perplexity](#toxicity-and-perplexity)",
     "20261128T153000Z-5f064762": "[quantization, depth and early exit](#quantization-depth-and-early-exit)",
     "20261128T201649Z-df62a189": "[steering](#steering)",
-    "20261128T201617Z-072ffd82": "[layer-contrast decoding](#layer-contrast-decoding-on-truthfulqa) (MC1)",
-    "20261129T020008Z-bd4ab848": "[layer-contrast decoding](#layer-contrast-decoding-on-truthfulqa) (MC2)",
-    "20261129T060053Z-8e1f9937": "[merging](#merging)",
+    "20261128T201617Z-072ffd82": "[layer-contrast decoding](#layer-contrast-decoding-on-truthfulqa) (MC1, earlier run)",
+    "20261129T020008Z-bd4ab848": "[layer-contrast decoding](#layer-contrast-decoding-on-truthfulqa) (MC2, earlier run)",
+    "20261203T193610Z-fdc8322a": "[merging](#merging)",
+    "20261203T201833Z-6f57d143": "[layer-contrast decoding](#layer-contrast-decoding-on-truthfulqa) (DoLa with and without `early_norm`)",
     "20261128T221426Z-29c8ceca": "[vision-language models](#vision-language-models) (with the image)",
     "20261128T221917Z-8ab1bd4a": "[vision-language models](#vision-language-models) (without it)",
     "20261128T222306Z-f46efb77": "[token dropping](#token-dropping)",
@@ -263,7 +264,7 @@ def decoding(results: Results) -> str:
     return _table(header, rows)
 
 
-MERGING = "20261129T060053Z-8e1f9937"
+MERGING = "20261203T193610Z-fdc8322a"
 
 
 def _merge_table() -> ModuleType:
