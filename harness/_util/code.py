@@ -17,6 +17,7 @@ import importlib.metadata
 import importlib.util
 import inspect
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,8 +33,13 @@ LIBRARIES = ("lm_eval", "transformers", "torch", "tokenizers", "safetensors", "d
 @functools.cache
 def library_versions() -> dict[str, str]:
     """Installed versions of LIBRARIES, read from package metadata (importing none of them)."""
+    return versions_of(LIBRARIES)
+
+
+def versions_of(names: Sequence[str]) -> dict[str, str]:
+    """Installed versions of the distributions `names` ("absent" for one not installed)."""
     versions = {}
-    for name in LIBRARIES:
+    for name in names:
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

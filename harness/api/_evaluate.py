@@ -16,7 +16,7 @@ from harness._util.environ import caller_process_kept
 from harness._util.registry import did_you_mean
 from harness.errors import HarnessError
 from harness.records._runs import Run
-from harness.spec._options import OPTIONS, Option
+from harness.spec._options import OPTIONS, Option, fits
 
 
 class Options(TypedDict, total=False):
@@ -89,12 +89,7 @@ def _checked(setting: Option, value: Any) -> Any:
         value = list(value)
     if isinstance(value, Mapping):
         value = dict(value)
-    fits = isinstance(value, setting.accepts) and (bool in setting.accepts or not isinstance(value, bool))
-    if isinstance(value, list):
-        fits = fits and all(isinstance(item, str) for item in value)
-    if isinstance(value, dict):
-        fits = fits and all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items())
-    if not fits:
+    if not fits(setting, value):
         kinds = " or ".join(_KINDS[kind] for kind in setting.accepts)
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:60] + "..."
         argument = "models" if setting.name == "model" else setting.name

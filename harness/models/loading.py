@@ -9,12 +9,12 @@ a folder that fails is reported in one line and converted again, never read.
 
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness._util.code import versions_of
 from harness._util.files import build_verified, folder_problem, key_name, write_facts
 from harness._util.paths import cache_dir
 from harness.models.sources import ResolvedModel
@@ -42,13 +42,7 @@ MANIFEST = "manifest.json"
 
 def conversion_key(resolved: ResolvedModel) -> dict[str, Any]:
     """What the float copy of a GGUF depends on: the GGUF's bytes and the converting libraries."""
-    versions = {}
-    for name in CONVERSION_LIBRARIES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = "absent"
-    return {"name": "gguf", "gguf_sha256": resolved.weights_sha256, "libraries": versions}
+    return {"name": "gguf", "gguf_sha256": resolved.weights_sha256, "libraries": versions_of(CONVERSION_LIBRARIES)}
 
 
 def float_folder(resolved: ResolvedModel) -> Path:

@@ -127,6 +127,17 @@ FIELDS = tuple(o.name for o in OPTIONS)
 """The keys of a --config file."""
 
 
+def fits(setting: Option, value: Any) -> bool:
+    """Whether `value` is of a type `setting` takes (a boolean only where it takes booleans: YAML and
+    Python read `false` as one, and text "false" would count as set)."""
+    ok = isinstance(value, setting.accepts) and (bool in setting.accepts or not isinstance(value, bool))
+    if isinstance(value, list):
+        ok = ok and all(isinstance(item, str) for item in value)
+    if isinstance(value, dict):
+        ok = ok and all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items())
+    return ok
+
+
 def option(name: str) -> Option:
     """The option called `name` (KeyError for another)."""
     return {o.name: o for o in OPTIONS}[name]

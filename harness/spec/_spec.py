@@ -37,6 +37,7 @@ from harness.spec._options import (
     SWEEP_CONFIRM,
     Option,
     defaults,
+    fits,
     option,
 )
 from harness.tasks import data
@@ -196,12 +197,7 @@ def _check_type(path: str | os.PathLike, setting: Option, value: Any) -> None:
     text: the text would count as set); null leaves the option unset."""
     if value is None:
         return
-    fits = isinstance(value, setting.accepts) and (bool in setting.accepts or not isinstance(value, bool))
-    if isinstance(value, list):
-        fits = fits and all(isinstance(item, str) for item in value)
-    if isinstance(value, dict):
-        fits = fits and all(isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool) for k, v in value.items())
-    if not fits:
+    if not fits(setting, value):
         kinds = " or ".join(_KINDS[kind] for kind in setting.accepts)
         raise HarnessError(f"config {path}: {setting.name} must be {kinds}, got {_shown(value)}")
 

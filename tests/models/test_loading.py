@@ -59,8 +59,10 @@ def test_the_key_holds_the_gguf_and_the_converting_libraries_and_no_path():
 
 def test_the_folder_follows_the_transformers_version(monkeypatch):
     before = float_folder(GGUF)
-    real = loading.importlib.metadata.version
-    monkeypatch.setattr(loading.importlib.metadata, "version", lambda name: "9.9.9" if name == "transformers" else real(name))
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "9.9.9" if name == "transformers" else real(name))
     assert float_folder(GGUF) != before
 
 
