@@ -348,14 +348,14 @@ def _evaluate_variant(
     )
     scored_before = (toxicity.CLOCK.seconds, toxicity.CLOCK.texts)
     try:
-        try:
-            out = evaluate(
-                lm, tasks.top_level, spec, plan.manager, limit=None if spec.limit_per_task else spec.limit, samples=tasks.samples(spec)
-            )
-        except HarnessError as exc:
-            if variant.spec.model in str(exc):
-                raise
-            raise HarnessError(f"{variant.spec.model}: {exc}") from None
+        out = evaluate(
+            lm, tasks.top_level, spec, plan.manager, limit=None if spec.limit_per_task else spec.limit, samples=tasks.samples(spec)
+        )
+    except HarnessError as exc:  # said in one line: which variant it was
+        if variant.spec.model in str(exc):
+            raise
+        raise HarnessError(f"{variant.spec.model}: {exc}") from None
+    else:
         cost = lm.loaded.cost if lm.loaded else None
         if cost is None and (known := cache.get_fact("cost")) is not None:
             cost = CostRecord.model_validate(known)

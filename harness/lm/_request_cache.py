@@ -156,7 +156,7 @@ class RequestCache:
 
     def verify(self) -> CacheCheck:
         """Check every row's checksum (deleting those that fail) and count rows of other contexts."""
-        rows = bad = stale = 0
+        rows = stale = 0
         failed: list[str] = []
         for key, context, value, checksum in self._db.execute("SELECT key, context, value, checksum FROM results"):
             rows += 1
@@ -167,8 +167,7 @@ class RequestCache:
         if failed:
             with self._db:
                 self._db.executemany("DELETE FROM results WHERE key = ?", [(k,) for k in failed])
-        bad = len(failed)
-        return CacheCheck(rows=rows, bad=bad, stale=stale)
+        return CacheCheck(rows=rows, bad=len(failed), stale=stale)
 
     def __len__(self) -> int:
         return self._db.execute("SELECT COUNT(*) FROM results WHERE context = ?", (self.context,)).fetchone()[0]
